@@ -1,0 +1,11 @@
+//! One module per command (or command group). Each holds its clap argument struct and a short `run`.
+
+// ── enclave identity (arca-sgx) ──
+
+// ── attestation (arca-attest) ──
+
+// ── protected files (arca-pfs) ──
+
+// ── images and conversion (arca-image, arca-enclave) ──
+
+// ── coordinator and its clients (arca-coordinator) ──

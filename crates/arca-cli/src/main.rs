@@ -1,0 +1,87 @@
+//! `arca` — turn container images into SGX confidential containers, run them, and orchestrate them.
+//!
+//! The binary is thin: every command parses its arguments (the `*Args` structs in `cmd/`) and calls the
+//! library crates. Conventions shared by all commands live in [`output`]: `--output json`, exit codes
+//! (0 ok, 1 error, 2 usage, 3 refused), and quiet exit on a broken pipe.
+
+mod cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::{exit, Ctx, OutputFormat};
+
+/// Arca: run unmodified container images as Intel SGX confidential containers.
+///
+/// No machine needs an SGX CPU to build, convert, sign or verify: only running on hardware does. Results from
+/// the simulation engine are always labelled as simulated.
+#[derive(Parser, Debug)]
+#[command(name = "arca", version, propagate_version = true, max_term_width = 110)]
+struct Cli {
+    /// Output format: human-readable text, or one JSON document for scripts.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Human, env = "ARCA_OUTPUT")]
+    output: OutputFormat,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Each area adds its commands in its own section below (and in `run`), so parallel work merges cleanly.
+#[derive(Subcommand, Debug)]
+enum Command {
+    // ── enclave identity (arca-sgx) ──
+
+    // ── attestation (arca-attest) ──
+
+    // ── protected files (arca-pfs) ──
+
+    // ── images and conversion (arca-image, arca-enclave) ──
+
+    // ── coordinator and its clients (arca-coordinator) ──
+}
+
+fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
+    match command {
+        // ── enclave identity ──
+
+        // ── attestation ──
+
+        // ── protected files ──
+
+        // ── images and conversion ──
+
+        // ── coordinator ──
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let ctx = Ctx { output: cli.output };
+    match run(ctx, cli.command) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::from(exit::OK as u8),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::ERROR as u8)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
