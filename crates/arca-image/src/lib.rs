@@ -1,4 +1,22 @@
-//! OCI images: transports (docker-archive, oci layout, oci-archive, registry), safe layer application, and the conversion pipeline behind `arca convert`.
-//!
-//! (Design notes, main types and an example are written here as the crate gains content.)
+//! OCI images: transports (docker-archive, oci layout, oci-archive, registry), safe layer application, and
+//! the conversion pipeline behind `arca convert`.
 #![forbid(unsafe_code)]
+
+mod compress;
+mod digest;
+mod error;
+mod layer;
+mod reference;
+mod registry;
+mod sink;
+mod source;
+mod tar;
+
+pub use crate::compress::Compression;
+pub use crate::digest::Digest;
+pub use crate::error::{Error, Result};
+pub use crate::layer::{UnpackStats, Unpacker};
+pub use crate::reference::{ImageRef, Reference, RegistryRef};
+pub use crate::registry::Credentials;
+pub use crate::sink::{write_image, Descriptor, StagedImage, Staging, WriteOptions, Written};
+pub use crate::source::{Layer, Platform, ReadOptions, SourceImage};
