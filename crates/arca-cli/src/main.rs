@@ -42,6 +42,12 @@ enum Command {
     // ── protected files (arca-pfs) ──
 
     // ── images and conversion (arca-image, arca-enclave) ──
+    /// Convert a container image into a signed confidential (SGX) image.
+    Convert(cmd::image::ConvertArgs),
+    /// Show a converted image's enclave identity and check it.
+    Inspect(cmd::image::InspectArgs),
+    /// Explain why two converted images have different enclave identities.
+    Diff(cmd::image::DiffArgs),
 
     // ── coordinator and its clients (arca-coordinator) ──
 }
@@ -55,6 +61,9 @@ fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
         // ── protected files ──
 
         // ── images and conversion ──
+        Command::Convert(args) => cmd::image::convert(ctx, args),
+        Command::Inspect(args) => cmd::image::inspect(ctx, args),
+        Command::Diff(args) => cmd::image::diff(ctx, args),
 
         // ── coordinator ──
     }

@@ -245,6 +245,13 @@ mod tests {
     }
 
     #[test]
+    fn the_development_mrsigner_is_the_hash_of_the_repository_key() {
+        let pem = std::fs::read_to_string(arca_testkit::testdata().join("../keys/arca-dev-coordinator.pem")).unwrap();
+        let key = arca_sgx::SigningKey::from_pem(&pem).unwrap();
+        assert_eq!(key.mrsigner(), DEV_COORDINATOR_MRSIGNER);
+    }
+
+    #[test]
     fn development_policy_accepts_the_simulated_development_coordinator_only() {
         let p = CoordinatorPolicy::development();
         assert!(p.is_development());

@@ -3,8 +3,11 @@
 #![forbid(unsafe_code)]
 
 mod compress;
+mod convert;
 mod digest;
 mod error;
+mod gramine;
+mod inspect;
 mod layer;
 mod reference;
 mod registry;
@@ -20,3 +23,6 @@ pub use crate::reference::{ImageRef, Reference, RegistryRef};
 pub use crate::registry::Credentials;
 pub use crate::sink::{write_image, Descriptor, StagedImage, Staging, WriteOptions, Written};
 pub use crate::source::{Layer, Platform, ReadOptions, SourceImage};
+pub use crate::convert::{convert, ConvertOptions, ConvertReport, EncryptPath, NoProgress, Progress};
+pub use crate::inspect::{diff, inspect, read_enclave_files, Check, DiffReport, Difference, EnclaveFiles, Inspection};
+pub use crate::gramine::{gramine_context, gramine_manifest, GramineContext, GRAMINE_ROOTFS, GRAMINE_WARNING};

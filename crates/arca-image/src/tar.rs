@@ -39,6 +39,8 @@ pub(crate) struct Header {
     pub(crate) uid: u64,
     pub(crate) gid: u64,
     pub(crate) size: u64,
+    /// The size the header declared (for a link or directory it may be non-zero; `size` is then 0).
+    pub(crate) stored_size: u64,
     pub(crate) mtime: u64,
     pub(crate) uname: Vec<u8>,
     pub(crate) gname: Vec<u8>,
@@ -48,8 +50,6 @@ pub(crate) struct Header {
     pub(crate) pax_extra: Vec<(String, Vec<u8>)>,
     /// Every raw header block of this entry, extension headers included (not the data).
     pub(crate) raw: Vec<u8>,
-    /// Offset of the first raw header block in the stream.
-    pub(crate) offset: u64,
 }
 
 /// A streaming tar reader. Use [`TarReader::next_header`], then read the entry's data with
@@ -63,6 +63,8 @@ pub(crate) struct TarReader<R> {
     /// Padding after the current entry's data.
     padding: u64,
     done: bool,
+    /// True when the archive ended with a zero block (false: at end of stream).
+    zero_end: bool,
     /// Skips forward without reading (set for seekable inputs).
     seek: Option<fn(&mut R, u64) -> io::Result<()>>,
 }
@@ -102,7 +104,7 @@ fn cstr(field: &[u8]) -> &[u8] {
 impl<R: Read> TarReader<R> {
     /// Reads a tar stream; `what` names it in errors (e.g. "layer 2 (sha256:…)").
     pub(crate) fn new(inner: R, what: impl Into<String>) -> Self {
-        TarReader { inner, what: what.into(), pos: 0, remaining: 0, padding: 0, done: false, seek: None }
+        TarReader { inner, what: what.into(), pos: 0, remaining: 0, padding: 0, done: false, zero_end: false, seek: None }
     }
 
     fn err(&self, offset: u64, reason: impl Into<String>) -> Error {
@@ -181,7 +183,6 @@ impl<R: Read> TarReader<R> {
             return Ok(None);
         }
         self.finish_entry()?;
-        let start = self.pos;
         let mut raw = Vec::with_capacity(BLOCK);
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
@@ -202,6 +203,7 @@ impl<R: Read> TarReader<R> {
                     return Err(self.err(here, "zero block after an extension header"));
                 }
                 self.done = true;
+                self.zero_end = true;
                 return Ok(None);
             }
             self.check_checksum(&block, here)?;
@@ -268,6 +270,7 @@ impl<R: Read> TarReader<R> {
                 uid: parse_octal_or_binary(&block[108..116]).ok_or_else(|| self.err(here, "invalid uid"))?,
                 gid: parse_octal_or_binary(&block[116..124]).ok_or_else(|| self.err(here, "invalid gid"))?,
                 size,
+                stored_size: size,
                 mtime: parse_octal_or_binary(&block[136..148]).unwrap_or(0),
                 uname: cstr(&block[265..297]).to_vec(),
                 gname: cstr(&block[297..329]).to_vec(),
@@ -275,7 +278,6 @@ impl<R: Read> TarReader<R> {
                 devminor: u32::try_from(parse_octal_or_binary(&block[337..345]).unwrap_or(0)).unwrap_or(0),
                 pax_extra: Vec::new(),
                 raw: Vec::new(),
-                offset: start,
             };
             for (k, v) in pax {
                 let num = |v: &[u8]| -> Result<u64> {
@@ -288,7 +290,10 @@ impl<R: Read> TarReader<R> {
                 match k.as_str() {
                     "path" => hdr.name = v,
                     "linkpath" => hdr.link = v,
-                    "size" => hdr.size = num(&v)?,
+                    "size" => {
+                        hdr.size = num(&v)?;
+                        hdr.stored_size = hdr.size;
+                    }
                     "uid" => hdr.uid = num(&v)?,
                     "gid" => hdr.gid = num(&v)?,
                     "mtime" => hdr.mtime = num(&v).unwrap_or(0),
@@ -361,6 +366,21 @@ impl<R: Read> TarReader<R> {
         Ok(())
     }
 
+    /// True when the archive ended with a zero block (which `next_header` consumed).
+    pub(crate) fn ended_with_zero_block(&self) -> bool {
+        self.zero_end
+    }
+
+    /// The underlying stream, positioned after what was read.
+    pub(crate) fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// A reader over the current entry's remaining data.
+    pub(crate) fn data(&mut self) -> EntryData<'_, R> {
+        EntryData { r: self }
+    }
+
     /// The position in the uncompressed stream.
     #[allow(dead_code)]
     pub(crate) fn position(&self) -> u64 {
@@ -377,6 +397,27 @@ impl<R: Read + io::Seek> TarReader<R> {
             inner.seek(io::SeekFrom::Current(n)).map(|_| ())
         });
         r
+    }
+}
+
+/// The data of the current tar entry (see [`TarReader::data`]).
+pub(crate) struct EntryData<'a, R> {
+    r: &'a mut TarReader<R>,
+}
+
+impl<R: Read> Read for EntryData<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.r.remaining == 0 {
+            return Ok(0);
+        }
+        let want = usize::try_from(self.r.remaining.min(buf.len() as u64)).unwrap_or(buf.len());
+        let got = self.r.inner.read(&mut buf[..want])?;
+        if got == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated entry data"));
+        }
+        self.r.pos += got as u64;
+        self.r.remaining -= got as u64;
+        Ok(got)
     }
 }
 
@@ -459,7 +500,7 @@ fn ustar_block(name: &[u8], link: &[u8], typeflag: u8, h: &Header, size: u64) ->
 
 /// Writes a header for `h` with data size `size`: plain ustar when everything fits, else a PAX header first
 /// (long names, large sizes or ids, extra records). Deterministic: equal inputs give equal bytes.
-pub(crate) fn write_header(out: &mut impl Write, h: &Header, size: u64) -> io::Result<()> {
+pub(crate) fn write_header(out: &mut (impl Write + ?Sized), h: &Header, size: u64) -> io::Result<()> {
     let typeflag = match h.kind {
         Kind::File => b'0',
         Kind::HardLink => b'1',
@@ -506,6 +547,7 @@ pub(crate) fn write_header(out: &mut impl Write, h: &Header, size: u64) -> io::R
             uid: 0,
             gid: 0,
             size: records.len() as u64,
+            stored_size: records.len() as u64,
             mtime: 0,
             uname: Vec::new(),
             gname: Vec::new(),
@@ -513,7 +555,6 @@ pub(crate) fn write_header(out: &mut impl Write, h: &Header, size: u64) -> io::R
             devminor: 0,
             pax_extra: Vec::new(),
             raw: Vec::new(),
-            offset: 0,
         };
         out.write_all(&ustar_block(&pax_header.name, b"", b'x', &pax_header, records.len() as u64))?;
         out.write_all(&records)?;
@@ -523,13 +564,13 @@ pub(crate) fn write_header(out: &mut impl Write, h: &Header, size: u64) -> io::R
 }
 
 /// Writes the zero padding that follows `size` bytes of entry data.
-pub(crate) fn write_padding(out: &mut impl Write, size: u64) -> io::Result<()> {
+pub(crate) fn write_padding(out: &mut (impl Write + ?Sized), size: u64) -> io::Result<()> {
     let pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
     out.write_all(&[0u8; BLOCK][..usize::try_from(pad).unwrap_or(0)])
 }
 
 /// Writes the end-of-archive marker (two zero blocks).
-pub(crate) fn write_end(out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn write_end(out: &mut (impl Write + ?Sized)) -> io::Result<()> {
     out.write_all(&[0u8; 2 * BLOCK])
 }
 
@@ -544,6 +585,7 @@ impl Header {
             uid: 0,
             gid: 0,
             size: 0,
+            stored_size: 0,
             mtime: 0,
             uname: Vec::new(),
             gname: Vec::new(),
@@ -551,7 +593,6 @@ impl Header {
             devminor: 0,
             pax_extra: Vec::new(),
             raw: Vec::new(),
-            offset: 0,
         }
     }
 }

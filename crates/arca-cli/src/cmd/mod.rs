@@ -7,5 +7,6 @@
 // ── protected files (arca-pfs) ──
 
 // ── images and conversion (arca-image, arca-enclave) ──
+pub(crate) mod image;
 
 // ── coordinator and its clients (arca-coordinator) ──
