@@ -192,6 +192,26 @@ pub enum Error {
 }
 
 impl Error {
+    /// True when the error means "the checked file was refused" (authentication, binding, version, rollback,
+    /// trusted-file mismatch) rather than an operational failure (I/O, bad arguments). The CLI maps it to
+    /// exit code 3.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::NotProtectedFile { .. }
+                | Self::InvalidHostSize { .. }
+                | Self::UnsupportedVersion { .. }
+                | Self::UnknownFlags { .. }
+                | Self::NonZeroPadding { .. }
+                | Self::MetadataAuth { .. }
+                | Self::PathMismatch { .. }
+                | Self::CorruptMetadata { .. }
+                | Self::Truncated { .. }
+                | Self::NodeAuth { .. }
+                | Self::TrustedFilesRejected { .. }
+        )
+    }
+
     pub(crate) fn io(step: impl Into<String>, file: &str, source: std::io::Error) -> Self {
         Self::Io {
             step: step.into(),

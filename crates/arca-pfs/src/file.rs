@@ -209,7 +209,9 @@ impl<S: Storage> ProtectedFile<S> {
         expected: Option<&BoundPath>,
         options: &Options,
     ) -> Result<Self, Error> {
-        let name = expected.map_or("(unbound)", |p| p.as_str()).to_string();
+        let name = expected
+            .map_or("(file opened for any bound path)", |p| p.as_str())
+            .to_string();
         let len = storage
             .len()
             .map_err(|e| Error::io("reading the length", &name, e))?;

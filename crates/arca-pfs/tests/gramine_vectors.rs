@@ -1,6 +1,8 @@
 //! Files written by Gramine's own protected-files code (testdata/vectors/gramine-pf, see VECTORS.md there):
 //! every one decrypts to exactly its plaintext, and every tampered variant is refused with its own error.
 
+#![allow(clippy::unwrap_used)] // test helpers may unwrap
+
 use arca_pfs::{
     decrypt_bytes, decrypt_stream, BoundPath, Error, FormatVersion, Key, NodeKind, Options, ProtectedFile,
 };

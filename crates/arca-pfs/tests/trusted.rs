@@ -1,5 +1,7 @@
 //! Trusted files: the list's byte form and hash, strict parsing, eager and lazy verification.
 
+#![allow(clippy::unwrap_used)] // test helpers may unwrap
+
 use std::fs;
 
 use arca_pfs::{AllowList, Error, TrustedList, Violation};

@@ -1,6 +1,8 @@
 //! Files written by Arca: the header fields sit exactly where VECTORS.md puts them, the reader decrypts
 //! them, deterministic mode is deterministic, and random operation sequences match an in-memory model.
 
+#![allow(clippy::unwrap_used)] // test helpers may unwrap
+
 use arca_pfs::{
     decrypt_bytes, encrypt_bytes, protected_size, BoundPath, Key, NodeKeys, Options, ProtectedFile,
     CHILDREN_PER_MHT, DATA_PER_MHT, MD_DATA_SIZE, NODE_SIZE,

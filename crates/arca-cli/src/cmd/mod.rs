@@ -5,6 +5,7 @@
 // ── attestation (arca-attest) ──
 
 // ── protected files (arca-pfs) ──
+pub(crate) mod fs;
 
 // ── images and conversion (arca-image, arca-enclave) ──
 
