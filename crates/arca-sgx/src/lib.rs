@@ -62,5 +62,5 @@ pub use crate::identity::{Mrenclave, Mrsigner};
 pub use crate::measure::{MeasurementBuilder, CHUNK_SIZE, PAGE_SIZE};
 pub use crate::report::{ReportBody, TargetInfo};
 pub use crate::secinfo::{PageType, Secinfo, SecinfoFlags};
-pub use crate::sgxs::{measure_sgxs, PageContent, SgxsReader, SgxsRecord, SgxsWriter};
+pub use crate::sgxs::{measure_sgxs, PageContent, SgxsMeasurement, SgxsReader, SgxsRecord, SgxsWriter};
 pub use crate::sigstruct::{Sigstruct, SigstructFields};

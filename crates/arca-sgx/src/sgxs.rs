@@ -355,18 +355,53 @@ impl<R> std::fmt::Debug for SgxsReader<R> {
     }
 }
 
+/// The result of measuring an SGXS stream: MRENCLAVE and what the stream held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SgxsMeasurement {
+    /// The enclave's MRENCLAVE.
+    pub mrenclave: Mrenclave,
+    /// SSAFRAMESIZE from ECREATE (pages per SSA frame).
+    pub ssaframesize: u32,
+    /// Enclave size in bytes, from ECREATE.
+    pub size: u64,
+    /// Number of pages added (EADD records).
+    pub pages: u64,
+    /// Number of measured 256-byte chunks (EEXTEND records).
+    pub measured_chunks: u64,
+    /// Number of loaded but unmeasured chunks (UNMEASRD records).
+    pub unmeasured_chunks: u64,
+    /// Length of the stream in bytes.
+    pub stream_len: u64,
+}
+
 /// Computes MRENCLAVE of an SGXS stream by replaying its records through [`MeasurementBuilder`]
 /// (`UNMEASRD` records are skipped; an `UNSIZED` stream is refused: it has no MRENCLAVE yet).
-pub fn measure_sgxs(reader: impl Read) -> Result<Mrenclave, Error> {
+///
+/// ```no_run
+/// let file = std::fs::File::open("enclave.sgxs")?;
+/// let measured = arca_sgx::measure_sgxs(file)?;
+/// println!("MRENCLAVE {}", measured.mrenclave);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn measure_sgxs(reader: impl Read) -> Result<SgxsMeasurement, Error> {
     let mut sgxs = SgxsReader::new(reader);
     let mut builder: Option<MeasurementBuilder> = None;
+    let (mut ssaframesize, mut pages, mut measured, mut unmeasured) = (0, 0, 0, 0);
     loop {
         let position = sgxs.position;
         let index = sgxs.index;
         let Some(record) = sgxs.next_record()? else { break };
         let step = match (record, builder.as_mut()) {
-            (SgxsRecord::Ecreate { ssaframesize, size }, _) => {
-                builder = Some(MeasurementBuilder::ecreate(ssaframesize, size)?);
+            (
+                SgxsRecord::Ecreate {
+                    ssaframesize: ssa,
+                    size,
+                },
+                _,
+            ) => {
+                ssaframesize = ssa;
+                builder = Some(MeasurementBuilder::ecreate(ssa, size)?);
                 Ok(())
             }
             (SgxsRecord::Unsized { .. }, _) => Err(Error::Sgxs {
@@ -376,9 +411,18 @@ pub fn measure_sgxs(reader: impl Read) -> Result<Mrenclave, Error> {
                           MRENCLAVE yet"
                     .into(),
             }),
-            (SgxsRecord::Eadd { offset, flags }, Some(b)) => b.eadd(offset, flags),
-            (SgxsRecord::Eextend { offset, data }, Some(b)) => b.eextend(offset, data),
-            (SgxsRecord::Unmeasured { .. }, Some(_)) => Ok(()),
+            (SgxsRecord::Eadd { offset, flags }, Some(b)) => {
+                pages += 1;
+                b.eadd(offset, flags)
+            }
+            (SgxsRecord::Eextend { offset, data }, Some(b)) => {
+                measured += 1;
+                b.eextend(offset, data)
+            }
+            (SgxsRecord::Unmeasured { .. }, Some(_)) => {
+                unmeasured += 1;
+                Ok(())
+            }
             (_, None) => Err(Error::Sgxs {
                 record: index,
                 position,
@@ -387,13 +431,22 @@ pub fn measure_sgxs(reader: impl Read) -> Result<Mrenclave, Error> {
         };
         step?;
     }
-    builder
-        .map(MeasurementBuilder::finish)
-        .ok_or_else(|| Error::Sgxs {
+    let Some(builder) = builder else {
+        return Err(Error::Sgxs {
             record: 0,
             position: 0,
             problem: "the stream has no ECREATE record".into(),
-        })
+        });
+    };
+    Ok(SgxsMeasurement {
+        ssaframesize,
+        size: builder.size(),
+        mrenclave: builder.finish(),
+        pages,
+        measured_chunks: measured,
+        unmeasured_chunks: unmeasured,
+        stream_len: sgxs.position,
+    })
 }
 
 /// What [`SgxsWriter::write_page`] writes after a page's EADD.

@@ -101,10 +101,19 @@ fn test_enclave_mrenclave_comes_from_replaying_its_records_through_the_builder()
 #[test]
 fn measure_sgxs_gives_the_test_enclave_mrenclave_from_a_file() {
     let file = std::fs::File::open(arca_testkit::vector(TEST_ENCLAVE)).unwrap();
+    let m = measure_sgxs(file).unwrap();
+    assert_eq!(m.mrenclave, TEST_ENCLAVE_MRENCLAVE.parse::<Mrenclave>().unwrap());
     assert_eq!(
-        measure_sgxs(file).unwrap(),
-        TEST_ENCLAVE_MRENCLAVE.parse::<Mrenclave>().unwrap()
+        (
+            m.ssaframesize,
+            m.size,
+            m.pages,
+            m.measured_chunks,
+            m.unmeasured_chunks
+        ),
+        (1, 0x40000, 9, 144, 0)
     );
+    assert_eq!(m.stream_len, 46720);
 }
 
 #[test]
@@ -133,8 +142,8 @@ fn a_stream_with_unmeasured_records_measures_the_same_as_without_them() {
         .collect();
     assert_eq!(with.len(), without.len() + 24);
 
-    let measured_with = measure_sgxs(serialise(&with).as_slice()).unwrap();
-    let measured_without = measure_sgxs(serialise(&without).as_slice()).unwrap();
+    let measured_with = measure_sgxs(serialise(&with).as_slice()).unwrap().mrenclave;
+    let measured_without = measure_sgxs(serialise(&without).as_slice()).unwrap().mrenclave;
     assert_eq!(measured_with, measured_without);
     // ... and the stream without them is exactly what the CPU hashes.
     assert_eq!(
@@ -185,7 +194,7 @@ fn writer_pages_measure_like_the_builder() {
     b.add_measured_page(0, code, &page).unwrap();
     b.add_unmeasured_page(0x1000, data).unwrap();
     b.add_unmeasured_page(0x2000, data).unwrap();
-    assert_eq!(measure_sgxs(stream.as_slice()).unwrap(), b.finish());
+    assert_eq!(measure_sgxs(stream.as_slice()).unwrap().mrenclave, b.finish());
 }
 
 fn sgxs_error(bytes: &[u8]) -> String {
