@@ -36,7 +36,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     // ── enclave identity (arca-sgx) ──
-
+    /// Enclave identity: MRENCLAVE of SGXS files, SIGSTRUCT signing, inspection and verification.
+    Sgx(cmd::sgx::SgxArgs),
     // ── attestation (arca-attest) ──
 
     // ── protected files (arca-pfs) ──
@@ -50,7 +51,7 @@ enum Command {
 fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
     match command {
         // ── enclave identity ──
-
+        Command::Sgx(args) => cmd::sgx::run(ctx, args),
         // ── attestation ──
 
         // ── protected files ──

@@ -1,6 +1,7 @@
 //! One module per command (or command group). Each holds its clap argument struct and a short `run`.
 
 // ── enclave identity (arca-sgx) ──
+pub(crate) mod sgx;
 
 // ── attestation (arca-attest) ──
 
