@@ -107,10 +107,12 @@ pub enum Error {
     },
 
     /// The SIGSTRUCT's RSA signature does not verify with its own MODULUS.
-    #[error("SIGSTRUCT: the signature does not verify with the enclosed modulus (MRSIGNER {mrsigner})")]
+    #[error("SIGSTRUCT signed by MRSIGNER {mrsigner} is refused: {reason}")]
     BadSignature {
         /// The signer the SIGSTRUCT claims, in hex.
         mrsigner: String,
+        /// Why it is refused.
+        reason: String,
     },
 
     /// Q1 or Q2 in the SIGSTRUCT are not the values derived from its signature and modulus.

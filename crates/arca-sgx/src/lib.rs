@@ -13,6 +13,9 @@
 //! - Identities: [`Mrenclave`] and [`Mrsigner`], 32-byte newtypes shown and serialised as lower-case hex.
 //! - Measurement: [`MeasurementBuilder`] replays ECREATE, EADD and EEXTEND and returns MRENCLAVE.
 //! - SGXS streams: [`SgxsReader`], [`SgxsWriter`], [`measure_sgxs`].
+//! - Signing: [`SigningKey`] (RSA-3072, exponent 3; generate, PKCS#1/PKCS#8 PEM), [`Sigstruct::sign`],
+//!   [`Sigstruct::verify`], [`Sigstruct::verify_enclave`], [`Sigstruct::mrsigner`]; [`SigstructSigner`] is the
+//!   seam for other key stores, [`Sigstruct::assemble`] for two-step (offline) signing.
 //!
 //! # Example
 //!
@@ -30,6 +33,36 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Signing the enclave measured above, then checking the result:
+//!
+//! ```
+//! # use arca_sgx::{Attributes, MiscSelect, Mrenclave, Sigstruct, SigstructFields, SigningKey};
+//! # fn main() -> Result<(), arca_sgx::Error> {
+//! # let mrenclave = Mrenclave::new([1; 32]);
+//! let key = SigningKey::from_pem(include_str!("../../../keys/arca-dev-coordinator.pem"))?;
+//! let fields = SigstructFields {
+//!     vendor: 0,
+//!     date: SigstructFields::bcd_date(2026, 11, 28)?, // an input, never "today"
+//!     swdefined: 0,
+//!     miscselect: MiscSelect(0),
+//!     miscmask: !0,
+//!     cet_attributes: 0,
+//!     cet_attributes_mask: 0,
+//!     isvfamilyid: [0; 16],
+//!     attributes: Attributes::new(Attributes::MODE64BIT, Attributes::XFRM_LEGACY),
+//!     attributemask: Attributes::new(!0, !0xe4), // enforce every flag; AVX and up may vary
+//!     enclavehash: mrenclave,
+//!     isvextprodid: [0; 16],
+//!     isvprodid: 1,
+//!     isvsvn: 3,
+//! };
+//! let sigstruct = Sigstruct::sign(&fields, &key)?;
+//! let reparsed = Sigstruct::parse(&sigstruct.to_bytes())?;
+//! reparsed.verify_enclave(&mrenclave)?;
+//! assert_eq!(reparsed.mrsigner(), key.mrsigner());
+//! # Ok(()) }
+//! ```
+//!
 //! # Design
 //!
 //! - **Exact byte types, parsed with a reader.** Each structure is read field by field from a slice whose
@@ -42,6 +75,15 @@
 //!   twice, EEXTEND before EADD, TCS pages with permissions), so every MRENCLAVE it returns is one a real
 //!   enclave can have. The SGXS reader adds the canonical-order rules on top and measures by replaying
 //!   records through the same builder: one measurement code path.
+//! - **Reproducible identities.** [`SigstructFields`] has no `Default` and no hidden clock: the DATE and every
+//!   other field are inputs, and PKCS#1 v1.5 is deterministic, so the same inputs and key always give the same
+//!   1808 bytes (Fortanix's signer, by contrast, stamps today's date by default).
+//! - **Crypto behind a seam.** Signing goes through [`SigstructSigner`]; [`Sigstruct::sign`] verifies whatever
+//!   a signer returns (signature and Q1/Q2) before handing out a SIGSTRUCT, so a faulty backend cannot produce
+//!   an invalid one. The in-memory backend is RustCrypto's `rsa` (pure Rust, custom-exponent key generation,
+//!   PKCS#1 and PKCS#8 PEM); Q1/Q2 use `crypto-bigint`, the bignum `rsa` is built on.
+//! - **Verification is not trust.** [`Sigstruct::verify`] proves who signed; callers compare
+//!   [`Sigstruct::mrsigner`] with the signer they expect.
 //! - **Measurement speed**: records are hashed in place (the 256 data bytes are borrowed from the reader's
 //!   buffer, never copied) with `sha2`, which uses the SHA-NI instructions when the CPU has them.
 #![forbid(unsafe_code)]
@@ -54,6 +96,7 @@ mod measure;
 mod report;
 mod secinfo;
 mod sgxs;
+mod sign;
 mod sigstruct;
 
 pub use crate::attributes::{Attributes, MiscSelect};
@@ -63,4 +106,5 @@ pub use crate::measure::{MeasurementBuilder, CHUNK_SIZE, PAGE_SIZE};
 pub use crate::report::{ReportBody, TargetInfo};
 pub use crate::secinfo::{PageType, Secinfo, SecinfoFlags};
 pub use crate::sgxs::{measure_sgxs, PageContent, SgxsMeasurement, SgxsReader, SgxsRecord, SgxsWriter};
+pub use crate::sign::{SigningKey, SigstructSigner};
 pub use crate::sigstruct::{Sigstruct, SigstructFields};
