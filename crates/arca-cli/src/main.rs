@@ -36,35 +36,35 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     // ── enclave identity (arca-sgx) ──
-
+    /// Enclave identity: MRENCLAVE of SGXS files, SIGSTRUCT signing, inspection and verification.
+    Sgx(cmd::sgx::SgxArgs),
     // ── attestation (arca-attest) ──
 
     // ── protected files (arca-pfs) ──
-
+    /// Protected files: encrypt, decrypt, check, mount (Gramine-compatible encrypted files).
+    Fs(cmd::fs::FsArgs),
     // ── images and conversion (arca-image, arca-enclave) ──
     /// Convert a container image into a signed confidential (SGX) image.
-    Convert(cmd::image::ConvertArgs),
+    Convert(Box<cmd::image::ConvertArgs>),
     /// Show a converted image's enclave identity and check it.
     Inspect(cmd::image::InspectArgs),
     /// Explain why two converted images have different enclave identities.
     Diff(cmd::image::DiffArgs),
-
     // ── coordinator and its clients (arca-coordinator) ──
 }
 
 fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
     match command {
         // ── enclave identity ──
-
+        Command::Sgx(args) => cmd::sgx::run(ctx, args),
         // ── attestation ──
 
         // ── protected files ──
-
+        Command::Fs(args) => cmd::fs::run(ctx, args),
         // ── images and conversion ──
-        Command::Convert(args) => cmd::image::convert(ctx, args),
+        Command::Convert(args) => cmd::image::convert(ctx, *args),
         Command::Inspect(args) => cmd::image::inspect(ctx, args),
         Command::Diff(args) => cmd::image::diff(ctx, args),
-
         // ── coordinator ──
     }
 }
@@ -92,5 +92,8 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

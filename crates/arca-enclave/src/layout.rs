@@ -16,7 +16,9 @@
 
 use std::io::{self, Write};
 
-use arca_sgx::{Attributes, MeasurementBuilder, MiscSelect, Mrenclave, PageType, SecinfoFlags, SigstructFields};
+use arca_sgx::{
+    Attributes, MeasurementBuilder, MiscSelect, Mrenclave, PageType, SecinfoFlags, SigstructFields,
+};
 
 use crate::error::Error;
 use crate::manifest::EnclaveManifest;
@@ -156,15 +158,41 @@ impl<'a> EnclaveLayout<'a> {
         let mut regions = Vec::new();
         let mut at = 0;
         let mut push = |kind, pages, flags, measured| {
-            regions.push(Region { kind, offset: at, pages, flags, measured });
+            regions.push(Region {
+                kind,
+                offset: at,
+                pages,
+                flags,
+                measured,
+            });
             at += pages * PAGE;
         };
         push(RegionKind::Header, 1, r(SecinfoFlags::R), true);
-        push(RegionKind::Launcher, pages_for(launcher.len()), r(SecinfoFlags::R | SecinfoFlags::X), true);
-        push(RegionKind::Manifest, pages_for(manifest_bytes.len()), r(SecinfoFlags::R), true);
+        push(
+            RegionKind::Launcher,
+            pages_for(launcher.len()),
+            r(SecinfoFlags::R | SecinfoFlags::X),
+            true,
+        );
+        push(
+            RegionKind::Manifest,
+            pages_for(manifest_bytes.len()),
+            r(SecinfoFlags::R),
+            true,
+        );
         for t in 0..manifest.enclave.threads {
-            push(RegionKind::Tcs(t), 1, SecinfoFlags::page(PageType::TCS, SecinfoFlags::NONE), true);
-            push(RegionKind::Ssa(t), u64::from(NSSA * SSAFRAMESIZE), r(SecinfoFlags::R | SecinfoFlags::W), false);
+            push(
+                RegionKind::Tcs(t),
+                1,
+                SecinfoFlags::page(PageType::TCS, SecinfoFlags::NONE),
+                true,
+            );
+            push(
+                RegionKind::Ssa(t),
+                u64::from(NSSA * SSAFRAMESIZE),
+                r(SecinfoFlags::R | SecinfoFlags::W),
+                false,
+            );
         }
         let used = at;
         if used > manifest.enclave.size / 2 {
@@ -174,7 +202,13 @@ impl<'a> EnclaveLayout<'a> {
                 manifest.enclave.threads, manifest.enclave.size
             )));
         }
-        Ok(EnclaveLayout { launcher, manifest_bytes, manifest, info, regions })
+        Ok(EnclaveLayout {
+            launcher,
+            manifest_bytes,
+            manifest,
+            info,
+            regions,
+        })
     }
 
     /// The parsed manifest.
@@ -244,7 +278,10 @@ impl<'a> EnclaveLayout<'a> {
     fn tcs_page(&self, t: u32) -> [u8; PAGE_USIZE] {
         let mut p = [0u8; PAGE_USIZE];
         let ossa = self.region(RegionKind::Ssa(t)).map_or(0, |r| r.offset);
-        let oentry = self.region(RegionKind::Launcher).map_or(0, |r| r.offset).wrapping_add(self.info.entry);
+        let oentry = self
+            .region(RegionKind::Launcher)
+            .map_or(0, |r| r.offset)
+            .wrapping_add(self.info.entry);
         p[16..24].copy_from_slice(&ossa.to_le_bytes());
         p[28..32].copy_from_slice(&NSSA.to_le_bytes());
         p[32..40].copy_from_slice(&oentry.to_le_bytes());
@@ -421,7 +458,9 @@ mod tests {
         let mut man2 = man.clone();
         man2.extend_from_slice(b"\n");
         assert_ne!(mrenclave(&elf, &man2).unwrap(), base);
-        let man3 = String::from_utf8(man.clone()).unwrap().replace("threads = 2", "threads = 3");
+        let man3 = String::from_utf8(man.clone())
+            .unwrap()
+            .replace("threads = 2", "threads = 3");
         assert_ne!(mrenclave(&elf, man3.as_bytes()).unwrap(), base);
     }
 
@@ -431,7 +470,10 @@ mod tests {
         dynamic.extend_from_slice(&[0u8; 56]);
         dynamic[56..58].copy_from_slice(&2u16.to_le_bytes());
         dynamic[120..124].copy_from_slice(&3u32.to_le_bytes()); // PT_INTERP
-        assert!(inspect_launcher(&dynamic).unwrap_err().to_string().contains("statically linked"));
+        assert!(inspect_launcher(&dynamic)
+            .unwrap_err()
+            .to_string()
+            .contains("statically linked"));
         assert!(inspect_launcher(b"#!/bin/sh\n").is_err());
         let mut arm = tiny_elf(&[]);
         arm[18] = 0xb7;
@@ -445,7 +487,10 @@ mod tests {
         let mut m = sample();
         m.enclave.size = 1 << 21;
         let man = m.to_toml().unwrap();
-        assert!(EnclaveLayout::new(&elf, man.as_bytes()).unwrap_err().to_string().contains("enclave size"));
+        assert!(EnclaveLayout::new(&elf, man.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("enclave size"));
     }
 
     #[test]

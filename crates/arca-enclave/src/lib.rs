@@ -46,8 +46,8 @@ mod policy;
 
 pub use crate::error::Error;
 pub use crate::layout::{
-    inspect_launcher, mrenclave, sigstruct_fields, EnclaveLayout, LauncherInfo, Region, RegionKind, HEADER_MAGIC,
-    LAYOUT_VERSION, MAX_LAUNCHER, MAX_MANIFEST, NSSA, SSAFRAMESIZE,
+    inspect_launcher, mrenclave, sigstruct_fields, EnclaveLayout, LauncherInfo, Region, RegionKind,
+    HEADER_MAGIC, LAYOUT_VERSION, MAX_LAUNCHER, MAX_MANIFEST, NSSA, SSAFRAMESIZE,
 };
 pub use crate::manifest::{
     is_clean_absolute_path, is_key_name, EnclaveManifest, EnclaveSettings, Files, HostSettings, Process,

@@ -114,7 +114,10 @@ pub struct HostSettings {
 }
 
 fn value_err(field: &'static str, reason: impl Into<String>) -> Error {
-    Error::ManifestValue { field, reason: reason.into() }
+    Error::ManifestValue {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// True for `/a/b` paths without `.`/`..` components, empty components, NULs or newlines.
@@ -139,54 +142,99 @@ impl EnclaveManifest {
     /// Checks every value; [`EnclaveManifest::from_toml`] and [`EnclaveManifest::to_toml`] call it.
     pub fn validate(&self) -> Result<(), Error> {
         if self.format != MANIFEST_FORMAT {
-            return Err(Error::UnsupportedFormat { found: self.format, supported: MANIFEST_FORMAT });
+            return Err(Error::UnsupportedFormat {
+                found: self.format,
+                supported: MANIFEST_FORMAT,
+            });
         }
         let p = &self.process;
         if !is_clean_absolute_path(&p.exec) {
-            return Err(value_err("process.exec", format!("`{}` is not a clean absolute path", p.exec)));
+            return Err(value_err(
+                "process.exec",
+                format!("`{}` is not a clean absolute path", p.exec),
+            ));
         }
         if p.argv.is_empty() {
-            return Err(value_err("process.argv", "empty: the image has no entrypoint or cmd"));
+            return Err(value_err(
+                "process.argv",
+                "empty: the image has no entrypoint or cmd",
+            ));
         }
-        if let Some(bad) = p.env.iter().find(|e| !e.split_once('=').is_some_and(|(n, _)| !n.is_empty())) {
+        if let Some(bad) = p
+            .env
+            .iter()
+            .find(|e| e.split_once('=').is_none_or(|(n, _)| n.is_empty()))
+        {
             return Err(value_err("process.env", format!("`{bad}` is not NAME=VALUE")));
         }
         if !is_clean_absolute_path(&p.workdir) {
-            return Err(value_err("process.workdir", format!("`{}` is not a clean absolute path", p.workdir)));
+            return Err(value_err(
+                "process.workdir",
+                format!("`{}` is not a clean absolute path", p.workdir),
+            ));
         }
         let e = &self.enclave;
         if !e.size.is_power_of_two() || !(MIN_ENCLAVE_SIZE..=MAX_ENCLAVE_SIZE).contains(&e.size) {
             return Err(value_err(
                 "enclave.size",
-                format!("{} is not a power of two between {MIN_ENCLAVE_SIZE} and {MAX_ENCLAVE_SIZE}", e.size),
+                format!(
+                    "{} is not a power of two between {MIN_ENCLAVE_SIZE} and {MAX_ENCLAVE_SIZE}",
+                    e.size
+                ),
             ));
         }
         if !(1..=MAX_THREADS).contains(&e.threads) {
-            return Err(value_err("enclave.threads", format!("{} is not between 1 and {MAX_THREADS}", e.threads)));
+            return Err(value_err(
+                "enclave.threads",
+                format!("{} is not between 1 and {MAX_THREADS}", e.threads),
+            ));
         }
         let f = &self.files;
-        if f.trusted_list_sha256.len() != 64 || !f.trusted_list_sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-            return Err(value_err("files.trusted_list_sha256", "expected 64 lowercase hex digits"));
+        if f.trusted_list_sha256.len() != 64
+            || !f
+                .trusted_list_sha256
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Err(value_err(
+                "files.trusted_list_sha256",
+                "expected 64 lowercase hex digits",
+            ));
         }
         if let Some(bad) = f.allow_paths.iter().find(|p| !is_clean_absolute_path(p)) {
-            return Err(value_err("files.allow_paths", format!("`{bad}` is not a clean absolute path")));
+            return Err(value_err(
+                "files.allow_paths",
+                format!("`{bad}` is not a clean absolute path"),
+            ));
         }
         for (i, m) in f.protected.iter().enumerate() {
             if !is_clean_absolute_path(&m.path) || m.path == "/" {
-                return Err(value_err("files.protected.path", format!("`{}` is not a clean absolute path below /", m.path)));
+                return Err(value_err(
+                    "files.protected.path",
+                    format!("`{}` is not a clean absolute path below /", m.path),
+                ));
             }
             if !is_key_name(&m.key) {
-                return Err(value_err("files.protected.key", format!("`{}` is not a key name ([A-Za-z0-9_.-], 1–64)", m.key)));
+                return Err(value_err(
+                    "files.protected.key",
+                    format!("`{}` is not a key name ([A-Za-z0-9_.-], 1–64)", m.key),
+                ));
             }
             for other in &f.protected[i + 1..] {
                 let nested = |a: &str, b: &str| a == b || b.starts_with(&format!("{a}/"));
                 if nested(&m.path, &other.path) || nested(&other.path, &m.path) {
-                    return Err(value_err("files.protected.path", format!("`{}` and `{}` overlap", m.path, other.path)));
+                    return Err(value_err(
+                        "files.protected.path",
+                        format!("`{}` and `{}` overlap", m.path, other.path),
+                    ));
                 }
             }
         }
         if let Some(bad) = self.host.allow_env.iter().find(|n| !is_env_name(n)) {
-            return Err(value_err("host.allow_env", format!("`{bad}` is not an environment variable name")));
+            return Err(value_err(
+                "host.allow_env",
+                format!("`{bad}` is not an environment variable name"),
+            ));
         }
         Ok(())
     }
@@ -209,7 +257,10 @@ impl EnclaveManifest {
         }
         if let Ok(Probe { format: Some(f) }) = toml::from_str::<Probe>(text) {
             if f != MANIFEST_FORMAT {
-                return Err(Error::UnsupportedFormat { found: f, supported: MANIFEST_FORMAT });
+                return Err(Error::UnsupportedFormat {
+                    found: f,
+                    supported: MANIFEST_FORMAT,
+                });
             }
         }
         let m: EnclaveManifest = toml::from_str(text).map_err(|e| Error::ManifestSyntax(e.to_string()))?;
@@ -240,14 +291,26 @@ pub(crate) mod tests {
                 workdir: "/app".into(),
                 user: "1000:1000".into(),
             },
-            enclave: EnclaveSettings { isvprodid: 1, isvsvn: 1, debug: false, size: 1 << 30, threads: 8 },
+            enclave: EnclaveSettings {
+                isvprodid: 1,
+                isvsvn: 1,
+                debug: false,
+                size: 1 << 30,
+                threads: 8,
+            },
             files: Files {
                 trusted_list_sha256: "ab".repeat(32),
                 trusted_files: 1234,
                 allow_paths: vec!["/var/cache/app".into()],
-                protected: vec![ProtectedMount { path: "/data".into(), key: "default".into() }],
+                protected: vec![ProtectedMount {
+                    path: "/data".into(),
+                    key: "default".into(),
+                }],
             },
-            host: HostSettings { allow_env: vec!["LOG_LEVEL".into()], allow_argv: false },
+            host: HostSettings {
+                allow_env: vec!["LOG_LEVEL".into()],
+                allow_argv: false,
+            },
             coordinator: CoordinatorPolicy::development(),
         }
     }
@@ -258,8 +321,21 @@ pub(crate) mod tests {
         let text = m.to_toml().unwrap();
         assert!(text.starts_with("# Arca enclave manifest (format 1"));
         assert_eq!(EnclaveManifest::from_toml(text.as_bytes()).unwrap(), m);
-        assert_eq!(EnclaveManifest::from_toml(text.as_bytes()).unwrap().to_toml().unwrap(), text);
-        for key in ["[process]", "[enclave]", "[files]", "[[files.protected]]", "[host]", "[coordinator]"] {
+        assert_eq!(
+            EnclaveManifest::from_toml(text.as_bytes())
+                .unwrap()
+                .to_toml()
+                .unwrap(),
+            text
+        );
+        for key in [
+            "[process]",
+            "[enclave]",
+            "[files]",
+            "[[files.protected]]",
+            "[host]",
+            "[coordinator]",
+        ] {
             assert!(text.contains(key), "{key} missing in\n{text}");
         }
     }
@@ -268,28 +344,52 @@ pub(crate) mod tests {
     fn refuses_unknown_keys_and_future_formats() {
         let text = sample().to_toml().unwrap();
         let extra = text.replace("[enclave]\n", "[enclave]\nturbo = true\n");
-        assert!(matches!(EnclaveManifest::from_toml(extra.as_bytes()), Err(Error::ManifestSyntax(_))));
+        assert!(matches!(
+            EnclaveManifest::from_toml(extra.as_bytes()),
+            Err(Error::ManifestSyntax(_))
+        ));
         let future = text.replace("format = 1", "format = 2");
-        assert!(matches!(EnclaveManifest::from_toml(future.as_bytes()), Err(Error::UnsupportedFormat { found: 2, .. })));
+        assert!(matches!(
+            EnclaveManifest::from_toml(future.as_bytes()),
+            Err(Error::UnsupportedFormat { found: 2, .. })
+        ));
     }
 
     #[test]
     fn refuses_bad_values_naming_the_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut EnclaveManifest)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut EnclaveManifest)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("process.exec", Box::new(|m| m.process.exec = "python3".into())),
-            ("process.exec", Box::new(|m| m.process.exec = "/usr/../bin/sh".into())),
+            (
+                "process.exec",
+                Box::new(|m| m.process.exec = "/usr/../bin/sh".into()),
+            ),
             ("process.argv", Box::new(|m| m.process.argv.clear())),
             ("process.env", Box::new(|m| m.process.env.push("NOEQUALS".into()))),
             ("enclave.size", Box::new(|m| m.enclave.size = 3 << 20)),
             ("enclave.size", Box::new(|m| m.enclave.size = 4096)),
             ("enclave.threads", Box::new(|m| m.enclave.threads = 0)),
-            ("files.trusted_list_sha256", Box::new(|m| m.files.trusted_list_sha256 = "AB".repeat(32))),
-            ("files.protected.key", Box::new(|m| m.files.protected[0].key = "a/b".into())),
+            (
+                "files.trusted_list_sha256",
+                Box::new(|m| m.files.trusted_list_sha256 = "AB".repeat(32)),
+            ),
+            (
+                "files.protected.key",
+                Box::new(|m| m.files.protected[0].key = "a/b".into()),
+            ),
             (
                 "files.protected.path",
-                Box::new(|m| m.files.protected.push(ProtectedMount { path: "/data/x".into(), key: "k".into() })),
+                Box::new(|m| {
+                    m.files.protected.push(ProtectedMount {
+                        path: "/data/x".into(),
+                        key: "k".into(),
+                    })
+                }),
             ),
-            ("host.allow_env", Box::new(|m| m.host.allow_env.push("A-B".into()))),
+            (
+                "host.allow_env",
+                Box::new(|m| m.host.allow_env.push("A-B".into())),
+            ),
         ];
         for (field, mutate) in cases {
             let mut m = sample();

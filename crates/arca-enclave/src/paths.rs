@@ -25,6 +25,15 @@ pub const RUNTIME_ALLOW_LIST: [&str; 9] = [
     "/run/secrets/kubernetes.io",
 ];
 
+/// The only host environment variables the launcher reads besides those the manifest allows (contract 4):
+/// deploy-time settings, never measured.
+pub const DEPLOY_ENV: [&str; 4] = [
+    "ARCA_COORDINATOR_ADDR",
+    "ARCA_MARBLE_TYPE",
+    "ARCA_UUID_FILE",
+    "ARCA_DNS_NAMES",
+];
+
 /// Image-config labels in which `arca convert` records the identity (read by `arca inspect` and tools).
 pub mod labels {
     /// MRENCLAVE (64 hex digits) of the sim engine's layout.

@@ -9,8 +9,8 @@ use crate::error::Error;
 /// 3072-bit modulus, little-endian). Its private half is in the repository: anyone can sign as it, so a
 /// policy that trusts it is accepted only together with simulation (see [`CoordinatorPolicy::development`]).
 pub const DEV_COORDINATOR_MRSIGNER: Mrsigner = Mrsigner::new([
-    0x6b, 0x4d, 0x58, 0x2c, 0x0f, 0x9f, 0x63, 0x18, 0xcd, 0x09, 0xe2, 0x15, 0x89, 0x18, 0xc3, 0xda, 0x2a, 0x1e, 0x92,
-    0xba, 0x14, 0xb9, 0x91, 0xb5, 0xab, 0x59, 0x64, 0x32, 0x69, 0x9d, 0x11, 0x1f,
+    0x6b, 0x4d, 0x58, 0x2c, 0x0f, 0x9f, 0x63, 0x18, 0xcd, 0x09, 0xe2, 0x15, 0x89, 0x18, 0xc3, 0xda, 0x2a,
+    0x1e, 0x92, 0xba, 0x14, 0xb9, 0x91, 0xb5, 0xab, 0x59, 0x64, 0x32, 0x69, 0x9d, 0x11, 0x1f,
 ]);
 
 /// ISVPRODID of the Arca coordinator enclave (`0xC001`, "coordinator 1"). Apps converted by Arca default to
@@ -155,18 +155,34 @@ your own key and convert with --coordinator-policy FILE (from `arca coordinator 
         match self.identity {
             CoordinatorIdentity::Enclave(m) => {
                 if e.mrenclave != m {
-                    return Err(PolicyMismatch::Mrenclave { expected: m, found: e.mrenclave });
+                    return Err(PolicyMismatch::Mrenclave {
+                        expected: m,
+                        found: e.mrenclave,
+                    });
                 }
             }
-            CoordinatorIdentity::Signer { mrsigner, isvprodid, min_isvsvn } => {
+            CoordinatorIdentity::Signer {
+                mrsigner,
+                isvprodid,
+                min_isvsvn,
+            } => {
                 if e.mrsigner != mrsigner {
-                    return Err(PolicyMismatch::Mrsigner { expected: mrsigner, found: e.mrsigner });
+                    return Err(PolicyMismatch::Mrsigner {
+                        expected: mrsigner,
+                        found: e.mrsigner,
+                    });
                 }
                 if e.isvprodid != isvprodid {
-                    return Err(PolicyMismatch::IsvProdId { expected: isvprodid, found: e.isvprodid });
+                    return Err(PolicyMismatch::IsvProdId {
+                        expected: isvprodid,
+                        found: e.isvprodid,
+                    });
                 }
                 if e.isvsvn < min_isvsvn {
-                    return Err(PolicyMismatch::IsvSvn { min: min_isvsvn, found: e.isvsvn });
+                    return Err(PolicyMismatch::IsvSvn {
+                        min: min_isvsvn,
+                        found: e.isvsvn,
+                    });
                 }
             }
         }
@@ -206,14 +222,24 @@ impl TryFrom<RawPolicy> for CoordinatorPolicy {
     fn try_from(r: RawPolicy) -> Result<Self, String> {
         let identity = match (r.mrenclave, r.mrsigner, r.isvprodid, r.min_isvsvn) {
             (Some(m), None, None, None) => CoordinatorIdentity::Enclave(m),
-            (None, Some(mrsigner), Some(isvprodid), Some(min_isvsvn)) => {
-                CoordinatorIdentity::Signer { mrsigner, isvprodid, min_isvsvn }
+            (None, Some(mrsigner), Some(isvprodid), Some(min_isvsvn)) => CoordinatorIdentity::Signer {
+                mrsigner,
+                isvprodid,
+                min_isvsvn,
+            },
+            (Some(_), ..) => {
+                return Err(
+                    "give either `mrenclave` alone, or `mrsigner`, `isvprodid` and `min_isvsvn`".into(),
+                )
             }
-            (Some(_), ..) => return Err("give either `mrenclave` alone, or `mrsigner`, `isvprodid` and `min_isvsvn`".into()),
             (None, None, ..) => return Err("missing `mrenclave` or `mrsigner`".into()),
             (None, Some(_), ..) => return Err("`mrsigner` needs `isvprodid` and `min_isvsvn`".into()),
         };
-        Ok(CoordinatorPolicy { identity, allow_simulation: r.allow_simulation, allow_debug: r.allow_debug })
+        Ok(CoordinatorPolicy {
+            identity,
+            allow_simulation: r.allow_simulation,
+            allow_debug: r.allow_debug,
+        })
     }
 }
 
@@ -221,11 +247,20 @@ impl From<CoordinatorPolicy> for RawPolicy {
     fn from(p: CoordinatorPolicy) -> Self {
         let (mrenclave, mrsigner, isvprodid, min_isvsvn) = match p.identity {
             CoordinatorIdentity::Enclave(m) => (Some(m), None, None, None),
-            CoordinatorIdentity::Signer { mrsigner, isvprodid, min_isvsvn } => {
-                (None, Some(mrsigner), Some(isvprodid), Some(min_isvsvn))
-            }
+            CoordinatorIdentity::Signer {
+                mrsigner,
+                isvprodid,
+                min_isvsvn,
+            } => (None, Some(mrsigner), Some(isvprodid), Some(min_isvsvn)),
         };
-        RawPolicy { mrenclave, mrsigner, isvprodid, min_isvsvn, allow_simulation: p.allow_simulation, allow_debug: p.allow_debug }
+        RawPolicy {
+            mrenclave,
+            mrsigner,
+            isvprodid,
+            min_isvsvn,
+            allow_simulation: p.allow_simulation,
+            allow_debug: p.allow_debug,
+        }
     }
 }
 
@@ -246,7 +281,8 @@ mod tests {
 
     #[test]
     fn the_development_mrsigner_is_the_hash_of_the_repository_key() {
-        let pem = std::fs::read_to_string(arca_testkit::testdata().join("../keys/arca-dev-coordinator.pem")).unwrap();
+        let pem = std::fs::read_to_string(arca_testkit::testdata().join("../keys/arca-dev-coordinator.pem"))
+            .unwrap();
         let key = arca_sgx::SigningKey::from_pem(&pem).unwrap();
         assert_eq!(key.mrsigner(), DEV_COORDINATOR_MRSIGNER);
     }
@@ -256,17 +292,32 @@ mod tests {
         let p = CoordinatorPolicy::development();
         assert!(p.is_development());
         assert_eq!(p.check(&evidence()), Ok(()));
-        let older = CoordinatorEvidence { isvsvn: COORDINATOR_MIN_ISVSVN - 1, ..evidence() };
+        let older = CoordinatorEvidence {
+            isvsvn: COORDINATOR_MIN_ISVSVN - 1,
+            ..evidence()
+        };
         assert!(matches!(p.check(&older), Err(PolicyMismatch::IsvSvn { .. })));
-        let other_product = CoordinatorEvidence { isvprodid: 1, ..evidence() };
-        assert!(matches!(p.check(&other_product), Err(PolicyMismatch::IsvProdId { .. })));
-        let debug = CoordinatorEvidence { debug: true, ..evidence() };
+        let other_product = CoordinatorEvidence {
+            isvprodid: 1,
+            ..evidence()
+        };
+        assert!(matches!(
+            p.check(&other_product),
+            Err(PolicyMismatch::IsvProdId { .. })
+        ));
+        let debug = CoordinatorEvidence {
+            debug: true,
+            ..evidence()
+        };
         assert_eq!(p.check(&debug), Err(PolicyMismatch::Debug));
     }
 
     #[test]
     fn a_production_policy_refuses_simulated_quotes() {
-        let p = CoordinatorPolicy { allow_simulation: false, ..CoordinatorPolicy::development() };
+        let p = CoordinatorPolicy {
+            allow_simulation: false,
+            ..CoordinatorPolicy::development()
+        };
         assert_eq!(p.check(&evidence()), Err(PolicyMismatch::Simulation));
     }
 
@@ -278,7 +329,10 @@ mod tests {
             allow_debug: false,
         };
         assert_eq!(p.check(&evidence()), Ok(()));
-        let other = CoordinatorEvidence { mrenclave: Mrenclave::new([8; 32]), ..evidence() };
+        let other = CoordinatorEvidence {
+            mrenclave: Mrenclave::new([8; 32]),
+            ..evidence()
+        };
         assert!(matches!(p.check(&other), Err(PolicyMismatch::Mrenclave { .. })));
     }
 

@@ -87,7 +87,9 @@ impl std::fmt::Display for Compression {
 }
 
 /// Wraps `reader` in the decoder its first bytes call for (plain data passes through).
-pub(crate) fn decoder<'a>(reader: impl Read + Send + 'a) -> io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
+pub(crate) fn decoder<'a>(
+    reader: impl Read + Send + 'a,
+) -> io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
     let mut buffered = BufReader::with_capacity(256 * 1024, reader);
     let head = buffered.fill_buf()?;
     let codec = Compression::sniff(head);
@@ -207,7 +209,9 @@ impl<W: Write> ChunkedEncoder<W> {
     }
 
     fn out(&mut self) -> io::Result<&mut W> {
-        self.out.as_mut().ok_or_else(|| io::Error::other("encoder already finished"))
+        self.out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("encoder already finished"))
     }
 
     fn start(&mut self) -> io::Result<()> {
@@ -237,7 +241,8 @@ impl<W: Write> ChunkedEncoder<W> {
                     self.drain_one()?;
                 }
                 let (reply, rx) = mpsc::sync_channel(1);
-                jobs.send(Job { data, dict, reply }).map_err(|_| io::Error::other("compression worker stopped"))?;
+                jobs.send(Job { data, dict, reply })
+                    .map_err(|_| io::Error::other("compression worker stopped"))?;
                 self.inflight.push_back(rx);
             }
         }
@@ -246,7 +251,9 @@ impl<W: Write> ChunkedEncoder<W> {
 
     fn drain_one(&mut self) -> io::Result<()> {
         if let Some(rx) = self.inflight.pop_front() {
-            let compressed = rx.recv().map_err(|_| io::Error::other("compression worker stopped"))??;
+            let compressed = rx
+                .recv()
+                .map_err(|_| io::Error::other("compression worker stopped"))??;
             self.out()?.write_all(&compressed)?;
         }
         Ok(())
@@ -281,7 +288,10 @@ impl<W: Write> ChunkedEncoder<W> {
                 }
             }
         }
-        let mut out = self.out.take().ok_or_else(|| io::Error::other("encoder already finished"))?;
+        let mut out = self
+            .out
+            .take()
+            .ok_or_else(|| io::Error::other("encoder already finished"))?;
         out.flush()?;
         Ok(out)
     }
@@ -363,13 +373,19 @@ mod tests {
 
     #[test]
     fn gzip_output_is_read_by_the_gzip_tool() {
-        let Some(gzip) = arca_testkit::require_tool("gzip") else { return };
+        let Some(gzip) = arca_testkit::require_tool("gzip") else {
+            return;
+        };
         let data = sample(2 * GZIP_CHUNK + 7);
         let enc = encode(Compression::Gzip, &data, 2);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.gz");
         std::fs::write(&p, &enc).unwrap();
-        let out = std::process::Command::new(gzip).arg("-dc").arg(&p).output().unwrap();
+        let out = std::process::Command::new(gzip)
+            .arg("-dc")
+            .arg(&p)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.stdout, data);
     }

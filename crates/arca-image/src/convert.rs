@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use arca_enclave::{
-    paths, CoordinatorPolicy, EnclaveLayout, EnclaveManifest, EnclaveSettings, Files, HostSettings, Mrenclave,
-    Mrsigner, Process, ProtectedMount, MANIFEST_FORMAT,
+    paths, CoordinatorPolicy, EnclaveLayout, EnclaveManifest, EnclaveSettings, Files, HostSettings,
+    Mrenclave, Mrsigner, Process, ProtectedMount, MANIFEST_FORMAT,
 };
 use arca_sgx::{Sigstruct, SigstructSigner};
 use serde::Serialize;
@@ -45,12 +45,19 @@ impl std::str::FromStr for EncryptPath {
         let path = path.trim_end_matches('/');
         let path = if path.is_empty() { "/" } else { path };
         if !arca_enclave::is_clean_absolute_path(path) || path == "/" {
-            return Err(Error::Convert { reason: format!("--encrypt `{s}`: expected an absolute path below / (PATH[:KEYNAME])") });
+            return Err(Error::Convert {
+                reason: format!("--encrypt `{s}`: expected an absolute path below / (PATH[:KEYNAME])"),
+            });
         }
         if !arca_enclave::is_key_name(key) {
-            return Err(Error::Convert { reason: format!("--encrypt `{s}`: key name `{key}` must match [A-Za-z0-9_.-]{{1,64}}") });
+            return Err(Error::Convert {
+                reason: format!("--encrypt `{s}`: key name `{key}` must match [A-Za-z0-9_.-]{{1,64}}"),
+            });
         }
-        Ok(EncryptPath { path: path.to_string(), key: key.to_string() })
+        Ok(EncryptPath {
+            path: path.to_string(),
+            key: key.to_string(),
+        })
     }
 }
 
@@ -227,7 +234,8 @@ impl LayerOut {
         Ok(match codec {
             Compression::None => LayerOut::Plain(HashingWriter::new(blob)),
             c => LayerOut::Compressed(HashingWriter::new(
-                ChunkedEncoder::new(blob, c, level, jobs).map_err(|e| Error::stream("start compressor", c.to_string(), e))?,
+                ChunkedEncoder::new(blob, c, level, jobs)
+                    .map_err(|e| Error::stream("start compressor", c.to_string(), e))?,
             )),
         })
     }
@@ -272,7 +280,11 @@ fn stream_layer(
     let layer = &src.layers[i];
     let what = src.layer_name(i);
     let raw = HashingReader::new(src.open_blob(layer)?);
-    let mut raw = Tee { inner: raw, copy, progress };
+    let mut raw = Tee {
+        inner: raw,
+        copy,
+        progress,
+    };
     let (_, plain) = compress::decoder(&mut raw).map_err(|e| Error::stream("decompress", &what, e))?;
     let plain = HashingReader::new(plain);
     let mut reader = TarReader::new(plain, &what);
@@ -310,13 +322,22 @@ fn stream_layer(
             Some(o) if encrypt => {
                 let (m, key) = match (mount, plan.key) {
                     (Some(m), Some(k)) => (m, k),
-                    _ => return Err(Error::Convert { reason: "--encrypt needs --pf-key or --pf-key-out".into() }),
+                    _ => {
+                        return Err(Error::Convert {
+                            reason: "--encrypt needs --pf-key or --pf-key-out".into(),
+                        })
+                    }
                 };
                 let rel = path.clone().unwrap_or_default();
-                let bound = arca_pfs::BoundPath::new(&format!("{}/{rel}", plan.bound_prefix))
-                    .map_err(|e| Error::Convert { reason: format!("encrypt /{rel}: {e}") })?;
-                let hash = encrypt_entry(&mut reader, &h, key, &bound, o)
-                    .map_err(|e| Error::Convert { reason: format!("encrypt /{rel} (mount {} key {}): {e}", m.path, m.key) })?;
+                let bound =
+                    arca_pfs::BoundPath::new(&format!("{}/{rel}", plan.bound_prefix)).map_err(|e| {
+                        Error::Convert {
+                            reason: format!("encrypt /{rel}: {e}"),
+                        }
+                    })?;
+                let hash = encrypt_entry(&mut reader, &h, key, &bound, o).map_err(|e| Error::Convert {
+                    reason: format!("encrypt /{rel} (mount {} key {}): {e}", m.path, m.key),
+                })?;
                 encrypted += 1;
                 file_hash = Some(hash);
             }
@@ -328,7 +349,10 @@ fn stream_layer(
                     o.write_all(&h.raw).map_err(stream_err)?;
                 }
                 if h.kind == Kind::File {
-                    let mut sink = EntrySink { hasher: Sha256::new(), out: Some(o) };
+                    let mut sink = EntrySink {
+                        hasher: Sha256::new(),
+                        out: Some(o),
+                    };
                     reader.copy_data(&mut sink)?;
                     let EntrySink { hasher, .. } = sink;
                     tar::write_padding(o, h.size).map_err(stream_err)?;
@@ -337,7 +361,10 @@ fn stream_layer(
             }
             None => {
                 if h.kind == Kind::File && tree.is_some() {
-                    let mut sink = EntrySink { hasher: Sha256::new(), out: None };
+                    let mut sink = EntrySink {
+                        hasher: Sha256::new(),
+                        out: None,
+                    };
                     reader.copy_data(&mut sink)?;
                     file_hash = Some(sink.hasher.finalize().into());
                 }
@@ -347,26 +374,39 @@ fn stream_layer(
         if let Some(t) = tree.as_deref_mut() {
             match &op {
                 Op::Put(p) => {
-                    let kind = match h.kind {
-                        Kind::File => NodeKind::File { sha256: file_hash.unwrap_or([0; 32]), size: h.size },
-                        Kind::Directory => NodeKind::Dir,
-                        Kind::Symlink => NodeKind::Symlink(String::from_utf8_lossy(&h.link).into_owned()),
-                        Kind::HardLink => {
-                            let target = normalize(&h.link).unwrap_or_default();
-                            match t.link_target(&target) {
-                                Some(n) => n.kind.clone(),
-                                None => {
-                                    return Err(Error::UnsafeEntry {
+                    let kind =
+                        match h.kind {
+                            Kind::File => NodeKind::File {
+                                sha256: file_hash.unwrap_or([0; 32]),
+                                size: h.size,
+                            },
+                            Kind::Directory => NodeKind::Dir,
+                            Kind::Symlink => NodeKind::Symlink(String::from_utf8_lossy(&h.link).into_owned()),
+                            Kind::HardLink => {
+                                let target = normalize(&h.link).unwrap_or_default();
+                                match t.link_target(&target) {
+                                    Some(n) => n.kind.clone(),
+                                    None => return Err(Error::UnsafeEntry {
                                         what: what.clone(),
                                         entry: String::from_utf8_lossy(&h.name).into_owned(),
-                                        reason: format!("hard-link target `{target}` does not exist or is a directory"),
-                                    })
+                                        reason: format!(
+                                            "hard-link target `{target}` does not exist or is a directory"
+                                        ),
+                                    }),
                                 }
                             }
-                        }
-                        _ => NodeKind::Special,
-                    };
-                    t.put(p, Node { kind, mode: h.mode, uid: h.uid, gid: h.gid, layer: i });
+                            _ => NodeKind::Special,
+                        };
+                    t.put(
+                        p,
+                        Node {
+                            kind,
+                            mode: h.mode,
+                            uid: h.uid,
+                            gid: h.gid,
+                            layer: i,
+                        },
+                    );
                 }
                 Op::Whiteout(_) | Op::Opaque(_) => t.apply_op(&op, i),
                 Op::Root | Op::Ignore => {}
@@ -374,7 +414,7 @@ fn stream_layer(
         }
     }
     // End of archive: keep whatever followed (zero blocks, record padding) byte for byte.
-    if let Some(o) = out.as_deref_mut() {
+    if let Some(o) = out {
         if reader.ended_with_zero_block() {
             o.write_all(&[0u8; tar::BLOCK]).map_err(stream_err)?;
         }
@@ -398,7 +438,13 @@ fn stream_layer(
 
 fn check_plain<R: Read>(rest: HashingReader<R>, layer: &crate::source::Layer, what: &str) -> Result<()> {
     let (diff_id, n) = rest.finish();
-    digest::check(&format!("{what} uncompressed content (diff_id)"), &layer.diff_id, None, &diff_id, n)
+    digest::check(
+        &format!("{what} uncompressed content (diff_id)"),
+        &layer.diff_id,
+        None,
+        &diff_id,
+        n,
+    )
 }
 
 /// Plaintext files up to this size are encrypted in memory; larger ones through a temporary file.
@@ -425,19 +471,34 @@ fn encrypt_entry<R: Read>(
         }
     }
     let expected = arca_pfs::protected_size(h.size);
-    let mut plain = Hashing { inner: reader.data(), hasher: Sha256::new() };
+    let mut plain = Hashing {
+        inner: reader.data(),
+        hasher: Sha256::new(),
+    };
     let written = if h.size <= IN_MEMORY_ENCRYPT {
         let mut buf = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-        arca_pfs::encrypt_stream(&mut plain, &mut buf, key, bound, arca_pfs::NodeKeys::Deterministic)
-            .map_err(|e| e.to_string())?;
+        arca_pfs::encrypt_stream(
+            &mut plain,
+            &mut buf,
+            key,
+            bound,
+            arca_pfs::NodeKeys::Deterministic,
+        )
+        .map_err(|e| e.to_string())?;
         tar::write_header(out, h, buf.len() as u64).map_err(|e| e.to_string())?;
         out.write_all(&buf).map_err(|e| e.to_string())?;
         buf.len() as u64
     } else {
         let file = tempfile::tempfile().map_err(|e| format!("temporary file: {e}"))?;
         let mut storage = arca_pfs::StreamStorage(file);
-        arca_pfs::encrypt_stream(&mut plain, &mut storage, key, bound, arca_pfs::NodeKeys::Deterministic)
-            .map_err(|e| e.to_string())?;
+        arca_pfs::encrypt_stream(
+            &mut plain,
+            &mut storage,
+            key,
+            bound,
+            arca_pfs::NodeKeys::Deterministic,
+        )
+        .map_err(|e| e.to_string())?;
         let mut file = storage.0;
         let len = io::Seek::seek(&mut file, io::SeekFrom::End(0)).map_err(|e| e.to_string())?;
         io::Seek::seek(&mut file, io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
@@ -456,24 +517,34 @@ fn encrypt_entry<R: Read>(
 }
 
 fn ensure_options(opts: &ConvertOptions<'_>) -> Result<()> {
-    arca_enclave::inspect_launcher(opts.launcher).map_err(|e| Error::Convert { reason: format!("--launcher: {e}") })?;
+    arca_enclave::inspect_launcher(opts.launcher).map_err(|e| Error::Convert {
+        reason: format!("--launcher: {e}"),
+    })?;
     if !opts.encrypt.is_empty() && opts.pf_key.is_none() {
-        return Err(Error::Convert { reason: "--encrypt needs a key: --pf-key FILE (16 raw bytes) or --pf-key-out FILE".into() });
+        return Err(Error::Convert {
+            reason: "--encrypt needs a key: --pf-key FILE (16 raw bytes) or --pf-key-out FILE".into(),
+        });
     }
     for (i, e) in opts.encrypt.iter().enumerate() {
         for other in &opts.encrypt[i + 1..] {
             let nested = |a: &str, b: &str| a == b || b.starts_with(&format!("{a}/"));
             if nested(&e.path, &other.path) || nested(&other.path, &e.path) {
-                return Err(Error::Convert { reason: format!("--encrypt {} and {} overlap", e.path, other.path) });
+                return Err(Error::Convert {
+                    reason: format!("--encrypt {} and {} overlap", e.path, other.path),
+                });
             }
         }
         if e.path == paths::ARCA_DIR || e.path.starts_with("/arca/") {
-            return Err(Error::Convert { reason: format!("--encrypt {}: /arca belongs to Arca", e.path) });
+            return Err(Error::Convert {
+                reason: format!("--encrypt {}: /arca belongs to Arca", e.path),
+            });
         }
     }
     for p in opts.exclude.iter().chain(&opts.allow_path) {
         if !arca_enclave::is_clean_absolute_path(p) {
-            return Err(Error::Convert { reason: format!("`{p}` is not a clean absolute path") });
+            return Err(Error::Convert {
+                reason: format!("`{p}` is not a clean absolute path"),
+            });
         }
     }
     Ok(())
@@ -489,9 +560,15 @@ fn resolve_in_tree<'t>(tree: &'t Tree, rel: &str) -> Option<(String, &'t Node)> 
                 let base = if target.starts_with('/') {
                     String::new()
                 } else {
-                    cur.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default()
+                    cur.rsplit_once('/')
+                        .map(|(d, _)| d.to_string())
+                        .unwrap_or_default()
                 };
-                let mut parts: Vec<&str> = if base.is_empty() { Vec::new() } else { base.split('/').collect() };
+                let mut parts: Vec<&str> = if base.is_empty() {
+                    Vec::new()
+                } else {
+                    base.split('/').collect()
+                };
                 for c in target.split('/') {
                     match c {
                         "" | "." => {}
@@ -510,9 +587,8 @@ fn resolve_in_tree<'t>(tree: &'t Tree, rel: &str) -> Option<(String, &'t Node)> 
 }
 
 fn resolve_exec(tree: &Tree, argv0: &str, env: &[String], workdir: &str) -> Result<String> {
-    let is_file = |rel: &str| {
-        resolve_in_tree(tree, rel).is_some_and(|(_, n)| matches!(n.kind, NodeKind::File { .. }))
-    };
+    let is_file =
+        |rel: &str| resolve_in_tree(tree, rel).is_some_and(|(_, n)| matches!(n.kind, NodeKind::File { .. }));
     let clean = |p: &str| -> String {
         let mut parts: Vec<&str> = Vec::new();
         for c in p.split('/') {
@@ -527,11 +603,17 @@ fn resolve_exec(tree: &Tree, argv0: &str, env: &[String], workdir: &str) -> Resu
         parts.join("/")
     };
     if argv0.contains('/') {
-        let abs = if argv0.starts_with('/') { clean(argv0) } else { clean(&format!("{workdir}/{argv0}")) };
+        let abs = if argv0.starts_with('/') {
+            clean(argv0)
+        } else {
+            clean(&format!("{workdir}/{argv0}"))
+        };
         if is_file(&abs) {
             return Ok(format!("/{abs}"));
         }
-        return Err(Error::Convert { reason: format!("the entrypoint `{argv0}` is not a file in the image") });
+        return Err(Error::Convert {
+            reason: format!("the entrypoint `{argv0}` is not a file in the image"),
+        });
     }
     let path = env
         .iter()
@@ -543,7 +625,9 @@ fn resolve_exec(tree: &Tree, argv0: &str, env: &[String], workdir: &str) -> Resu
             return Ok(format!("/{cand}"));
         }
     }
-    Err(Error::Convert { reason: format!("the entrypoint `{argv0}` is not found in the image's PATH ({path})") })
+    Err(Error::Convert {
+        reason: format!("the entrypoint `{argv0}` is not found in the image's PATH ({path})"),
+    })
 }
 
 fn under(rel_path: &str, abs_prefix: &str) -> bool {
@@ -572,13 +656,20 @@ fn compress_bytes(data: &[u8], codec: Compression, level: i32, jobs: usize) -> R
     if codec == Compression::None {
         return Ok(data.to_vec());
     }
-    let mut enc = ChunkedEncoder::new(Vec::new(), codec, level, jobs).map_err(|e| Error::stream("compress", "arca layer", e))?;
-    enc.write_all(data).map_err(|e| Error::stream("compress", "arca layer", e))?;
-    enc.finish().map_err(|e| Error::stream("compress", "arca layer", e))
+    let mut enc = ChunkedEncoder::new(Vec::new(), codec, level, jobs)
+        .map_err(|e| Error::stream("compress", "arca layer", e))?;
+    enc.write_all(data)
+        .map_err(|e| Error::stream("compress", "arca layer", e))?;
+    enc.finish()
+        .map_err(|e| Error::stream("compress", "arca layer", e))
 }
 
 /// Converts `src` into a confidential image staged in `staging`. Returns the staged image and the report.
-pub fn convert(src: &SourceImage, opts: &ConvertOptions<'_>, staging: &Staging) -> Result<(StagedImage, ConvertReport)> {
+pub fn convert(
+    src: &SourceImage,
+    opts: &ConvertOptions<'_>,
+    staging: &Staging,
+) -> Result<(StagedImage, ConvertReport)> {
     convert_with_prefix(src, opts, staging, "")
 }
 
@@ -592,7 +683,11 @@ pub(crate) fn convert_with_prefix(
 ) -> Result<(StagedImage, ConvertReport)> {
     ensure_options(opts)?;
     let level = opts.level.unwrap_or(opts.compression.default_level());
-    let plan = Plan { encrypt: &opts.encrypt, key: opts.pf_key, bound_prefix };
+    let plan = Plan {
+        encrypt: &opts.encrypt,
+        key: opts.pf_key,
+        bound_prefix,
+    };
     let mut tree = Tree::default();
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
@@ -603,33 +698,68 @@ pub(crate) fn convert_with_prefix(
     for i in 0..src.layers.len() {
         let layer = &src.layers[i];
         let what = src.layer_name(i);
-        opts.progress.step(&format!("layer {}/{}", i + 1, src.layers.len()), layer.size);
+        opts.progress
+            .step(&format!("layer {}/{}", i + 1, src.layers.len()), layer.size);
         // Sniff the codec of the stored blob to choose between copying it and re-emitting it.
         let mut head = [0u8; 4];
         let n = read_head(src.open_blob(layer)?, &mut head).map_err(|e| Error::stream("read", &what, e))?;
         let in_codec = Compression::sniff(&head[..n]);
         let result = if in_codec == opts.compression {
             let mut copy = staging.writer()?;
-            let (_, met) = stream_layer(src, i, &plan, Some(&mut tree), None, Some(&mut copy), opts.progress)?;
+            let (_, met) = stream_layer(
+                src,
+                i,
+                &plan,
+                Some(&mut tree),
+                None,
+                Some(&mut copy),
+                opts.progress,
+            )?;
             if met {
                 drop(copy);
                 let mut out = LayerOut::new(staging, opts.compression, level, opts.jobs)?;
-                opts.progress.step(&format!("layer {}/{} (encrypting)", i + 1, src.layers.len()), layer.size);
+                opts.progress.step(
+                    &format!("layer {}/{} (encrypting)", i + 1, src.layers.len()),
+                    layer.size,
+                );
                 let (enc, _) = stream_layer(src, i, &plan, None, Some(&mut out), None, opts.progress)?;
                 let (diff_id, digest, size) = out.finish(&what)?;
-                LayerResult { descriptor: desc(opts.compression, digest, size), diff_id, encrypted: enc, needs_rewrite: true }
+                LayerResult {
+                    descriptor: desc(opts.compression, digest, size),
+                    diff_id,
+                    encrypted: enc,
+                    needs_rewrite: true,
+                }
             } else {
                 let (digest, size) = copy.finish()?;
-                LayerResult { descriptor: desc(in_codec, digest, size), diff_id: layer.diff_id, encrypted: 0, needs_rewrite: false }
+                LayerResult {
+                    descriptor: desc(in_codec, digest, size),
+                    diff_id: layer.diff_id,
+                    encrypted: 0,
+                    needs_rewrite: false,
+                }
             }
         } else {
             let mut out = LayerOut::new(staging, opts.compression, level, opts.jobs)?;
-            let (enc, met) = stream_layer(src, i, &plan, Some(&mut tree), Some(&mut out), None, opts.progress)?;
+            let (enc, met) = stream_layer(
+                src,
+                i,
+                &plan,
+                Some(&mut tree),
+                Some(&mut out),
+                None,
+                opts.progress,
+            )?;
             let (diff_id, digest, size) = out.finish(&what)?;
             if !met {
                 report_recompressed.push(i);
             }
-            LayerResult { descriptor: desc(opts.compression, digest, size), diff_id, encrypted: enc, needs_rewrite: met }
+            LayerResult {
+                descriptor: desc(opts.compression, digest, size),
+                diff_id,
+                encrypted: enc,
+                needs_rewrite: met,
+            }
         };
         if result.needs_rewrite {
             report_rewritten.push(i);
@@ -648,14 +778,26 @@ pub(crate) fn convert_with_prefix(
         reason: "the image has neither Entrypoint nor Cmd: nothing to run".into(),
     })?;
     let env: Vec<String> = cfg.and_then(|c| c.env().clone()).unwrap_or_default();
-    let workdir = cfg.and_then(|c| c.working_dir().clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
-    let workdir = if workdir.starts_with('/') { workdir } else { format!("/{workdir}") };
-    let workdir = normalize(workdir.as_bytes()).map(|w| format!("/{w}")).map_err(|r| Error::Convert {
-        reason: format!("the image's WorkingDir `{workdir}`: {r}"),
-    })?;
+    let workdir = cfg
+        .and_then(|c| c.working_dir().clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    let workdir = if workdir.starts_with('/') {
+        workdir
+    } else {
+        format!("/{workdir}")
+    };
+    let workdir = normalize(workdir.trim_start_matches('/').as_bytes())
+        .map(|w| format!("/{w}"))
+        .map_err(|r| Error::Convert {
+            reason: format!("the image's WorkingDir `{workdir}`: {r}"),
+        })?;
     let user = cfg.and_then(|c| c.user().clone()).unwrap_or_default();
     if tree.nodes.contains_key("arca") {
-        return Err(Error::Convert { reason: "the image already has /arca: it was converted before (convert the original image)".into() });
+        return Err(Error::Convert {
+            reason: "the image already has /arca: it was converted before (convert the original image)"
+                .into(),
+        });
     }
     let exec = resolve_exec(&tree, &argv0, &env, &workdir)?;
 
@@ -669,14 +811,24 @@ pub(crate) fn convert_with_prefix(
                 prefix.push('/');
             }
             prefix.push_str(c);
-            if let Some(Node { kind: NodeKind::Symlink(t), .. }) = tree.nodes.get(&prefix) {
+            if let Some(Node {
+                kind: NodeKind::Symlink(t),
+                ..
+            }) = tree.nodes.get(&prefix)
+            {
                 return Err(Error::Convert {
-                    reason: format!("--encrypt {}: /{prefix} is a symlink to `{t}`; name the real path", e.path),
+                    reason: format!(
+                        "--encrypt {}: /{prefix} is a symlink to `{t}`; name the real path",
+                        e.path
+                    ),
                 });
             }
         }
         if !tree.nodes.keys().any(|k| under(k, &e.path)) {
-            warnings.push(format!("--encrypt {}: no such path in the image; the protected mount starts empty", e.path));
+            warnings.push(format!(
+                "--encrypt {}: no such path in the image; the protected mount starts empty",
+                e.path
+            ));
         }
     }
 
@@ -684,21 +836,37 @@ pub(crate) fn convert_with_prefix(
     let mut excluded: Vec<String> = vec!["/proc".into(), "/sys".into(), "/dev".into()];
     excluded.extend(opts.exclude.iter().cloned());
     excluded.extend(opts.encrypt.iter().map(|e| e.path.clone()));
-    let entries = tree.files().filter(|(p, _)| !excluded.iter().any(|x| under(p, x))).filter_map(|(p, n)| match n.kind {
-        NodeKind::File { sha256, .. } => Some((format!("/{p}"), sha256)),
-        _ => None,
-    });
-    let trusted = arca_pfs::TrustedList::from_entries(entries)
-        .map_err(|e| Error::Convert { reason: format!("trusted-file list: {e}") })?;
+    let entries = tree
+        .files()
+        .filter(|(p, _)| !excluded.iter().any(|x| under(p, x)))
+        .filter_map(|(p, n)| match n.kind {
+            NodeKind::File { sha256, .. } => Some((format!("/{p}"), sha256)),
+            _ => None,
+        });
+    let trusted = arca_pfs::TrustedList::from_entries(entries).map_err(|e| Error::Convert {
+        reason: format!("trusted-file list: {e}"),
+    })?;
     let trusted_bytes = trusted.to_bytes();
     let trusted_sha = hex::encode(trusted.digest());
 
-    let mut protected: Vec<ProtectedMount> =
-        opts.encrypt.iter().map(|e| ProtectedMount { path: e.path.clone(), key: e.key.clone() }).collect();
+    let mut protected: Vec<ProtectedMount> = opts
+        .encrypt
+        .iter()
+        .map(|e| ProtectedMount {
+            path: e.path.clone(),
+            key: e.key.clone(),
+        })
+        .collect();
     protected.sort();
     let manifest = EnclaveManifest {
         format: MANIFEST_FORMAT,
-        process: Process { exec: exec.clone(), argv, env, workdir, user },
+        process: Process {
+            exec: exec.clone(),
+            argv,
+            env,
+            workdir,
+            user,
+        },
         enclave: EnclaveSettings {
             isvprodid: opts.isvprodid,
             isvsvn: opts.isvsvn,
@@ -712,14 +880,19 @@ pub(crate) fn convert_with_prefix(
             allow_paths: opts.allow_path.clone(),
             protected: protected.clone(),
         },
-        host: HostSettings { allow_env: opts.allow_env.clone(), allow_argv: false },
+        host: HostSettings {
+            allow_env: opts.allow_env.clone(),
+            allow_argv: false,
+        },
         coordinator: opts.coordinator,
     };
     let manifest_bytes = manifest.to_toml()?.into_bytes();
     let layout = EnclaveLayout::new(opts.launcher, &manifest_bytes)?;
     let mrenclave = layout.mrenclave()?;
     let fields = arca_enclave::sigstruct_fields(&manifest, mrenclave, opts.date);
-    let sigstruct = Sigstruct::sign(&fields, opts.signer).map_err(|e| Error::Convert { reason: format!("sign: {e}") })?;
+    let sigstruct = Sigstruct::sign(&fields, opts.signer).map_err(|e| Error::Convert {
+        reason: format!("sign: {e}"),
+    })?;
     let mrsigner = sigstruct.mrsigner();
     let sig_bytes = sigstruct.to_bytes();
 
@@ -779,7 +952,12 @@ fn read_head(mut r: impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn desc(codec: Compression, digest: Digest, size: u64) -> Descriptor {
-    Descriptor { media_type: crate::sink::layer_media_type(codec), digest, size, annotations: BTreeMap::new() }
+    Descriptor {
+        media_type: crate::sink::layer_media_type(codec),
+        digest,
+        size,
+        annotations: BTreeMap::new(),
+    }
 }
 
 fn rewrite_config(
@@ -791,10 +969,15 @@ fn rewrite_config(
 ) -> Result<Vec<u8>> {
     use serde_json::{json, Value};
     let what = "image config";
-    let mut cfg: Value = serde_json::from_slice(&src.config_bytes).map_err(|e| Error::json("rewrite config", what, e))?;
-    let obj = cfg.as_object_mut().ok_or_else(|| Error::image(what, "not a JSON object"))?;
+    let mut cfg: Value =
+        serde_json::from_slice(&src.config_bytes).map_err(|e| Error::json("rewrite config", what, e))?;
+    let obj = cfg
+        .as_object_mut()
+        .ok_or_else(|| Error::image(what, "not a JSON object"))?;
     let c = obj.entry("config").or_insert_with(|| json!({}));
-    let c = c.as_object_mut().ok_or_else(|| Error::image(what, "`config` is not an object"))?;
+    let c = c
+        .as_object_mut()
+        .ok_or_else(|| Error::image(what, "`config` is not an object"))?;
     c.insert("Entrypoint".into(), json!([paths::LAUNCHER_PATH]));
     c.remove("Cmd");
     // The launcher starts as root and drops to the image's user itself (recorded in the manifest).
@@ -803,24 +986,38 @@ fn rewrite_config(
     if labels.is_null() {
         *labels = json!({});
     }
-    let labels = labels.as_object_mut().ok_or_else(|| Error::image(what, "`config.Labels` is not an object"))?;
+    let labels = labels
+        .as_object_mut()
+        .ok_or_else(|| Error::image(what, "`config.Labels` is not an object"))?;
     labels.insert(paths::labels::MRENCLAVE.into(), json!(mrenclave.to_string()));
     labels.insert(paths::labels::MRSIGNER.into(), json!(mrsigner.to_string()));
     labels.insert(paths::labels::ISVPRODID.into(), json!(opts.isvprodid.to_string()));
     labels.insert(paths::labels::ISVSVN.into(), json!(opts.isvsvn.to_string()));
-    labels.insert(paths::labels::LAYOUT_VERSION.into(), json!(arca_enclave::LAYOUT_VERSION.to_string()));
-    labels.insert(paths::labels::ENGINE.into(), json!(arca_enclave::Engine::Sim.as_str()));
+    labels.insert(
+        paths::labels::LAYOUT_VERSION.into(),
+        json!(arca_enclave::LAYOUT_VERSION.to_string()),
+    );
+    labels.insert(
+        paths::labels::ENGINE.into(),
+        json!(arca_enclave::Engine::Sim.as_str()),
+    );
     if let Some(d) = src.manifest_digest {
         labels.insert(paths::labels::SOURCE_DIGEST.into(), json!(d.to_string()));
     }
-    obj.insert("rootfs".into(), json!({"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()}));
+    obj.insert(
+        "rootfs".into(),
+        json!({"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()}),
+    );
     if let Some(history) = obj.get_mut("history").and_then(|h| h.as_array_mut()) {
         let mut entry = serde_json::Map::new();
         if let Some(created) = src.config.created() {
             entry.insert("created".into(), json!(created));
         }
         entry.insert("created_by".into(), json!("arca convert"));
-        entry.insert("comment".into(), json!("Arca launcher, enclave manifest, trusted-file list and SIGSTRUCT"));
+        entry.insert(
+            "comment".into(),
+            json!("Arca launcher, enclave manifest, trusted-file list and SIGSTRUCT"),
+        );
         history.push(Value::Object(entry));
     }
     serde_json::to_vec(&cfg).map_err(|e| Error::json("rewrite config", what, e))

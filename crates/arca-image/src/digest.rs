@@ -56,9 +56,15 @@ impl FromStr for Digest {
             return Err(bad("expected `sha256:<64 hex digits>`"));
         };
         if alg != "sha256" {
-            return Err(Error::Unsupported { what: format!("digest algorithm `{alg}` in `{s}` (only sha256)") });
+            return Err(Error::Unsupported {
+                what: format!("digest algorithm `{alg}` in `{s}` (only sha256)"),
+            });
         }
-        if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex_part.len() != 64
+            || !hex_part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(bad("expected 64 lowercase hex digits after `sha256:`"));
         }
         let mut out = [0u8; 32];
@@ -89,7 +95,11 @@ pub(crate) struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub(crate) fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), count: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// The digest and byte count of everything read so far.
@@ -116,7 +126,11 @@ pub(crate) struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub(crate) fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), count: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// The digest and byte count of everything written, and the inner writer.
@@ -136,16 +150,6 @@ impl<W: Write> Write for HashingWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// Reads `reader` to the end and checks that its content has `expected` digest and `size` bytes (when
-/// known); returns the number of bytes read.
-pub(crate) fn verify_reader(reader: impl Read, expected: &Digest, size: Option<u64>, what: &str) -> Result<u64> {
-    let mut h = HashingReader::new(reader);
-    io::copy(&mut h, &mut io::sink()).map_err(|e| Error::stream("verify blob", what, e))?;
-    let (actual, n) = h.finish();
-    check(what, expected, size, &actual, n)?;
-    Ok(n)
 }
 
 /// Compares a computed digest and size against a descriptor's.
@@ -177,23 +181,38 @@ mod tests {
     fn parses_and_prints_a_sha256_digest() {
         let d = Digest::of(b"{}");
         let s = d.to_string();
-        assert_eq!(s, "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+        assert_eq!(
+            s,
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
         assert_eq!(s.parse::<Digest>().unwrap(), d);
     }
 
     #[test]
     fn refuses_other_algorithms_uppercase_and_short_digests() {
         assert!("sha512:00".parse::<Digest>().is_err());
-        assert!("sha256:44136FA355B3678A1146AD16F7E8649E94FB4FC21FE77E8310C060F61CAAFF8A".parse::<Digest>().is_err());
+        assert!(
+            "sha256:44136FA355B3678A1146AD16F7E8649E94FB4FC21FE77E8310C060F61CAAFF8A"
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!("sha256:4413".parse::<Digest>().is_err());
-        assert!("44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".parse::<Digest>().is_err());
+        assert!("44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+            .parse::<Digest>()
+            .is_err());
     }
 
     #[test]
-    fn verify_reader_refuses_a_wrong_size_or_digest() {
+    fn check_refuses_a_wrong_size_or_digest() {
         let d = Digest::of(b"hello");
-        assert!(verify_reader(&b"hello"[..], &d, Some(5), "x").is_ok());
-        assert!(matches!(verify_reader(&b"hello"[..], &d, Some(6), "x"), Err(Error::Verification { .. })));
-        assert!(matches!(verify_reader(&b"hellO"[..], &d, Some(5), "x"), Err(Error::Verification { .. })));
+        assert!(check("x", &d, Some(5), &Digest::of(b"hello"), 5).is_ok());
+        assert!(matches!(
+            check("x", &d, Some(6), &Digest::of(b"hello"), 5),
+            Err(Error::Verification { .. })
+        ));
+        assert!(matches!(
+            check("x", &d, Some(5), &Digest::of(b"hellO"), 5),
+            Err(Error::Verification { .. })
+        ));
     }
 }

@@ -122,18 +122,33 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(step: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io { step, path: path.into(), source }
+        Error::Io {
+            step,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn stream(step: &'static str, what: impl Into<String>, source: io::Error) -> Self {
-        Error::Stream { step, what: what.into(), source }
+        Error::Stream {
+            step,
+            what: what.into(),
+            source,
+        }
     }
 
     pub(crate) fn image(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Image { what: what.into(), reason: reason.into() }
+        Error::Image {
+            what: what.into(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn json(step: &'static str, what: impl Into<String>, source: serde_json::Error) -> Self {
-        Error::Json { step, what: what.into(), source }
+        Error::Json {
+            step,
+            what: what.into(),
+            source,
+        }
     }
 }

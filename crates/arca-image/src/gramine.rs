@@ -33,11 +33,10 @@ use crate::source::SourceImage;
 /// Where the app's rootfs lives in the final Gramine image (Gramine's `fs.root`).
 pub const GRAMINE_ROOTFS: &str = "/arca/rootfs";
 /// The Gramine base image the Dockerfile defaults to.
-pub const GRAMINE_IMAGE: &str = "gramineproject/gramine:1.9";
-/// Environment names passed through from the host (contract 4).
-pub const DEPLOY_ENV: [&str; 4] = ["ARCA_COORDINATOR_ADDR", "ARCA_MARBLE_TYPE", "ARCA_UUID_FILE", "ARCA_DNS_NAMES"];
+pub(crate) const GRAMINE_IMAGE: &str = "gramineproject/gramine:1.9";
 /// The warning printed with every Gramine build context.
-pub const GRAMINE_WARNING: &str = "NOTE: --engine gramine output is UNVERIFIED on SGX hardware (Arca's machines have \
+pub const GRAMINE_WARNING: &str =
+    "NOTE: --engine gramine output is UNVERIFIED on SGX hardware (Arca's machines have \
 no SGX). Its MRENCLAVE is the one gramine-sgx-sign prints when the Dockerfile is built, not the sim-engine \
 MRENCLAVE shown above; use the SignerID-based Packages entry.";
 
@@ -57,7 +56,7 @@ pub struct GramineContext {
 }
 
 fn size_string(bytes: u64) -> String {
-    if bytes % (1 << 30) == 0 {
+    if bytes.is_multiple_of(1 << 30) {
         format!("{}G", bytes >> 30)
     } else {
         format!("{}M", bytes >> 20)
@@ -65,10 +64,16 @@ fn size_string(bytes: u64) -> String {
 }
 
 /// The Gramine manifest (as a TOML document) for an Arca enclave manifest and its trusted-file list.
-pub fn gramine_manifest(manifest: &EnclaveManifest, trusted_list: &arca_pfs::TrustedList, arca_files: &[(String, String)]) -> Result<String> {
+pub fn gramine_manifest(
+    manifest: &EnclaveManifest,
+    trusted_list: &arca_pfs::TrustedList,
+    arca_files: &[(String, String)],
+) -> Result<String> {
     use toml::map::Map;
     let mut root = Map::new();
-    let table = |pairs: Vec<(&str, Value)>| Value::Table(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+    let table = |pairs: Vec<(&str, Value)>| {
+        Value::Table(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    };
     let s = |v: &str| Value::String(v.to_string());
 
     let mut env = Map::new();
@@ -77,7 +82,11 @@ pub fn gramine_manifest(manifest: &EnclaveManifest, trusted_list: &arca_pfs::Tru
             env.insert(k.to_string(), s(v));
         }
     }
-    for name in DEPLOY_ENV.iter().map(|s| s.to_string()).chain(manifest.host.allow_env.iter().cloned()) {
+    for name in paths::DEPLOY_ENV
+        .iter()
+        .map(|s| s.to_string())
+        .chain(manifest.host.allow_env.iter().cloned())
+    {
         env.insert(name, table(vec![("passthrough", Value::Boolean(true))]));
     }
     root.insert(
@@ -89,13 +98,22 @@ pub fn gramine_manifest(manifest: &EnclaveManifest, trusted_list: &arca_pfs::Tru
             ("env", Value::Table(env)),
         ]),
     );
-    root.insert("libos".into(), table(vec![("entrypoint", s(paths::LAUNCHER_PATH))]));
+    root.insert(
+        "libos".into(),
+        table(vec![("entrypoint", s(paths::LAUNCHER_PATH))]),
+    );
 
     let mut mounts = vec![
         table(vec![("path", s("/tmp")), ("type", s("tmpfs"))]),
         table(vec![("path", s("/etc/hosts")), ("uri", s("file:/etc/hosts"))]),
-        table(vec![("path", s("/etc/resolv.conf")), ("uri", s("file:/etc/resolv.conf"))]),
-        table(vec![("path", s("/etc/hostname")), ("uri", s("file:/etc/hostname"))]),
+        table(vec![
+            ("path", s("/etc/resolv.conf")),
+            ("uri", s("file:/etc/resolv.conf")),
+        ]),
+        table(vec![
+            ("path", s("/etc/hostname")),
+            ("uri", s("file:/etc/hostname")),
+        ]),
     ];
     for m in &manifest.files.protected {
         mounts.push(table(vec![
@@ -115,10 +133,18 @@ pub fn gramine_manifest(manifest: &EnclaveManifest, trusted_list: &arca_pfs::Tru
 
     let mut trusted: Vec<Value> = trusted_list
         .iter()
-        .map(|(p, h)| table(vec![("uri", s(&format!("file:{GRAMINE_ROOTFS}{p}"))), ("sha256", s(&hex::encode(h)))]))
+        .map(|(p, h)| {
+            table(vec![
+                ("uri", s(&format!("file:{GRAMINE_ROOTFS}{p}"))),
+                ("sha256", s(&hex::encode(h))),
+            ])
+        })
         .collect();
     for (p, h) in arca_files {
-        trusted.push(table(vec![("uri", s(&format!("file:{GRAMINE_ROOTFS}{p}"))), ("sha256", s(h))]));
+        trusted.push(table(vec![
+            ("uri", s(&format!("file:{GRAMINE_ROOTFS}{p}"))),
+            ("sha256", s(h)),
+        ]));
     }
     trusted.push(table(vec![("uri", s("file:/arca/gramine/argv"))]));
     let e = &manifest.enclave;
@@ -134,12 +160,18 @@ pub fn gramine_manifest(manifest: &EnclaveManifest, trusted_list: &arca_pfs::Tru
             ("edmm_enable", Value::Boolean(false)),
             (
                 "allowed_files",
-                Value::Array(vec![s("file:/etc/hosts"), s("file:/etc/resolv.conf"), s("file:/etc/hostname")]),
+                Value::Array(vec![
+                    s("file:/etc/hosts"),
+                    s("file:/etc/resolv.conf"),
+                    s("file:/etc/hostname"),
+                ]),
             ),
             ("trusted_files", Value::Array(trusted)),
         ]),
     );
-    let body = toml::to_string(&Value::Table(root)).map_err(|e| Error::Convert { reason: format!("Gramine manifest: {e}") })?;
+    let body = toml::to_string(&Value::Table(root)).map_err(|e| Error::Convert {
+        reason: format!("Gramine manifest: {e}"),
+    })?;
     Ok(format!(
         "# Gramine manifest generated by `arca convert --engine gramine` (Arca {}).\n\
          # UNVERIFIED on SGX hardware. MRENCLAVE comes from gramine-sgx-sign, not from Arca.\n\
@@ -168,15 +200,27 @@ fn dockerfile() -> String {
 }
 
 /// Converts `src` into a Gramine build context in `dir` (created; must not exist or be empty).
-pub fn gramine_context(src: &SourceImage, opts: &ConvertOptions<'_>, dir: &Path) -> Result<(ConvertReport, GramineContext)> {
-    if dir.exists() && fs::read_dir(dir).map_err(|e| Error::io("open", dir, e))?.next().is_some() {
-        return Err(Error::Convert { reason: format!("{} exists and is not empty", dir.display()) });
+pub fn gramine_context(
+    src: &SourceImage,
+    opts: &ConvertOptions<'_>,
+    dir: &Path,
+) -> Result<(ConvertReport, GramineContext)> {
+    if dir.exists()
+        && fs::read_dir(dir)
+            .map_err(|e| Error::io("open", dir, e))?
+            .next()
+            .is_some()
+    {
+        return Err(Error::Convert {
+            reason: format!("{} exists and is not empty", dir.display()),
+        });
     }
     let staging = Staging::new(Some(&dir.join("x")))?;
     let (staged, report) = convert_with_prefix(src, opts, &staging, GRAMINE_ROOTFS)?;
     let manifest = EnclaveManifest::from_toml(&report.manifest)?;
-    let trusted = arca_pfs::TrustedList::parse(&report.trusted_list)
-        .map_err(|e| Error::Convert { reason: format!("trusted-file list: {e}") })?;
+    let trusted = arca_pfs::TrustedList::parse(&report.trusted_list).map_err(|e| Error::Convert {
+        reason: format!("trusted-file list: {e}"),
+    })?;
 
     let rootfs = dir.join("rootfs");
     fs::create_dir_all(&rootfs).map_err(|e| Error::io("create", &rootfs, e))?;
@@ -184,18 +228,28 @@ pub fn gramine_context(src: &SourceImage, opts: &ConvertOptions<'_>, dir: &Path)
     for (i, l) in staged.layers.iter().enumerate() {
         let path = staging.blob_path(&l.digest);
         let f = fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let (_, plain) = compress::decoder(f).map_err(|e| Error::stream("decompress", format!("layer {}", i + 1), e))?;
+        let (_, plain) =
+            compress::decoder(f).map_err(|e| Error::stream("decompress", format!("layer {}", i + 1), e))?;
         unpacker.apply(plain, &format!("layer {} ({})", i + 1, l.digest))?;
     }
     unpacker.finish()?;
 
     // The /arca files are trusted too (the launcher reads its manifest and list inside the enclave).
     let mut arca_files = Vec::new();
-    for p in [paths::LAUNCHER_PATH, paths::MANIFEST_PATH, paths::TRUSTED_LIST_PATH] {
+    for p in [
+        paths::LAUNCHER_PATH,
+        paths::MANIFEST_PATH,
+        paths::TRUSTED_LIST_PATH,
+    ] {
         let host = rootfs.join(&p[1..]);
         let mut bytes = Vec::new();
-        fs::File::open(&host).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| Error::io("read", &host, e))?;
-        arca_files.push((p.to_string(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))));
+        fs::File::open(&host)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| Error::io("read", &host, e))?;
+        arca_files.push((
+            p.to_string(),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        ));
     }
     let gdir = dir.join("gramine");
     fs::create_dir_all(&gdir).map_err(|e| Error::io("create", &gdir, e))?;
@@ -203,7 +257,8 @@ pub fn gramine_context(src: &SourceImage, opts: &ConvertOptions<'_>, dir: &Path)
     let manifest_path = gdir.join("arca.manifest.template");
     fs::write(&manifest_path, &text).map_err(|e| Error::io("write", &manifest_path, e))?;
     let argv_path = gdir.join("argv");
-    fs::write(&argv_path, format!("{}\0", paths::LAUNCHER_PATH)).map_err(|e| Error::io("write", &argv_path, e))?;
+    fs::write(&argv_path, format!("{}\0", paths::LAUNCHER_PATH))
+        .map_err(|e| Error::io("write", &argv_path, e))?;
     let dockerfile_path = dir.join("Dockerfile");
     fs::write(&dockerfile_path, dockerfile()).map_err(|e| Error::io("write", &dockerfile_path, e))?;
     let readme = dir.join("README.md");

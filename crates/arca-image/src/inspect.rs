@@ -32,7 +32,11 @@ pub struct EnclaveFiles {
 
 /// Reads the `/arca` files from the image's top layer (verifying the layer's digests on the way).
 pub fn read_enclave_files(src: &SourceImage) -> Result<EnclaveFiles> {
-    let i = src.layers.len().checked_sub(1).ok_or_else(|| Error::image(src.reference.to_string(), "no layers"))?;
+    let i = src
+        .layers
+        .len()
+        .checked_sub(1)
+        .ok_or_else(|| Error::image(src.reference.to_string(), "no layers"))?;
     let layer = &src.layers[i];
     let what = src.layer_name(i);
     let mut raw = HashingReader::new(src.open_blob(layer)?);
@@ -41,7 +45,9 @@ pub fn read_enclave_files(src: &SourceImage) -> Result<EnclaveFiles> {
     let mut files = EnclaveFiles::default();
     let limit = arca_enclave::MAX_LAUNCHER as u64;
     while let Some(h) = reader.next_header()? {
-        let Op::Put(p) = classify(&h, &what)? else { continue };
+        let Op::Put(p) = classify(&h, &what)? else {
+            continue;
+        };
         let target = match format!("/{p}").as_str() {
             paths::LAUNCHER_PATH => &mut files.launcher,
             paths::MANIFEST_PATH => &mut files.manifest,
@@ -50,7 +56,10 @@ pub fn read_enclave_files(src: &SourceImage) -> Result<EnclaveFiles> {
             _ => continue,
         };
         if h.kind != Kind::File || h.size > limit {
-            return Err(Error::image(&what, format!("/{p} is not a regular file of at most {limit} bytes")));
+            return Err(Error::image(
+                &what,
+                format!("/{p} is not a regular file of at most {limit} bytes"),
+            ));
         }
         target.clear();
         reader.copy_data(target)?;
@@ -131,14 +140,17 @@ impl Inspection {
 pub fn inspect(src: &SourceImage) -> Result<Inspection> {
     let files = read_enclave_files(src)?;
     let manifest = EnclaveManifest::from_toml(&files.manifest)?;
-    let sig = Sigstruct::parse(&files.sigstruct).map_err(|e| Error::image("/arca/enclave.sig", e.to_string()))?;
+    let sig =
+        Sigstruct::parse(&files.sigstruct).map_err(|e| Error::image("/arca/enclave.sig", e.to_string()))?;
     let mut checks = Vec::new();
     let mrenclave = arca_enclave::mrenclave(&files.launcher, &files.manifest);
     let sig_ok = sig.verify();
     checks.push(Check {
         name: "SIGSTRUCT signature".into(),
         ok: sig_ok.is_ok(),
-        detail: sig_ok.err().map_or("valid RSA-3072 signature".into(), |e| e.to_string()),
+        detail: sig_ok
+            .err()
+            .map_or("valid RSA-3072 signature".into(), |e| e.to_string()),
     });
     match &mrenclave {
         Ok(m) => checks.push(Check {
@@ -146,19 +158,28 @@ pub fn inspect(src: &SourceImage) -> Result<Inspection> {
             ok: *m == sig.fields.enclavehash,
             detail: format!("recomputed {m}, ENCLAVEHASH {}", sig.fields.enclavehash),
         }),
-        Err(e) => checks.push(Check { name: "recompute MRENCLAVE".into(), ok: false, detail: e.to_string() }),
+        Err(e) => checks.push(Check {
+            name: "recompute MRENCLAVE".into(),
+            ok: false,
+            detail: e.to_string(),
+        }),
     }
     let list_hash = hex::encode(Sha256::digest(&files.trusted_list));
     checks.push(Check {
         name: "trusted.list matches the manifest".into(),
         ok: list_hash == manifest.files.trusted_list_sha256,
-        detail: format!("sha256 {list_hash}, manifest {}", manifest.files.trusted_list_sha256),
+        detail: format!(
+            "sha256 {list_hash}, manifest {}",
+            manifest.files.trusted_list_sha256
+        ),
     });
     let trusted = TrustedList::parse(&files.trusted_list);
     checks.push(Check {
         name: "trusted.list is well-formed".into(),
         ok: trusted.is_ok(),
-        detail: trusted.as_ref().map_or_else(|e| e.to_string(), |t| format!("{} files", t.len())),
+        detail: trusted
+            .as_ref()
+            .map_or_else(|e| e.to_string(), |t| format!("{} files", t.len())),
     });
     let fields_ok = sig.fields.isvprodid == manifest.enclave.isvprodid
         && sig.fields.isvsvn == manifest.enclave.isvsvn
@@ -245,7 +266,12 @@ fn show<T: Serialize>(v: &T) -> String {
 pub fn diff(a: &Inspection, b: &Inspection) -> DiffReport {
     let mut d = Vec::new();
     fn push(d: &mut Vec<Difference>, what: String, affects: &'static str, left: String, right: String) {
-        d.push(Difference { what, affects, left, right });
+        d.push(Difference {
+            what,
+            affects,
+            left,
+            right,
+        });
     }
     if a.launcher_sha256 != b.launcher_sha256 {
         push(
@@ -267,7 +293,8 @@ pub fn diff(a: &Inspection, b: &Inspection) -> DiffReport {
     field!("process.exec", process.exec);
     field!("process.argv", process.argv);
     if ma.process.env != mb.process.env {
-        let only = |x: &[String], y: &[String]| x.iter().filter(|e| !y.contains(e)).cloned().collect::<Vec<_>>();
+        let only =
+            |x: &[String], y: &[String]| x.iter().filter(|e| !y.contains(e)).cloned().collect::<Vec<_>>();
         push(
             &mut d,
             "process.env".into(),
@@ -298,23 +325,53 @@ pub fn diff(a: &Inspection, b: &Inspection) -> DiffReport {
         );
         for (path, h) in &a.trusted {
             match b.trusted.get(path) {
-                None => push(&mut d, format!("file {path}"), "mrenclave", format!("sha256 {h}"), "absent".into()),
-                Some(h2) if h2 != h => push(&mut d, format!("file {path}"), "mrenclave", format!("sha256 {h}"), format!("sha256 {h2}")),
+                None => push(
+                    &mut d,
+                    format!("file {path}"),
+                    "mrenclave",
+                    format!("sha256 {h}"),
+                    "absent".into(),
+                ),
+                Some(h2) if h2 != h => push(
+                    &mut d,
+                    format!("file {path}"),
+                    "mrenclave",
+                    format!("sha256 {h}"),
+                    format!("sha256 {h2}"),
+                ),
                 _ => {}
             }
         }
         for (path, h) in &b.trusted {
             if !a.trusted.contains_key(path) {
-                push(&mut d, format!("file {path}"), "mrenclave", "absent".into(), format!("sha256 {h}"));
+                push(
+                    &mut d,
+                    format!("file {path}"),
+                    "mrenclave",
+                    "absent".into(),
+                    format!("sha256 {h}"),
+                );
             }
         }
     }
     let manifest_fields_differ = d.iter().any(|x| x.what != "launcher");
     if a.manifest_bytes != b.manifest_bytes && !manifest_fields_differ {
-        push(&mut d, "manifest bytes (same values, different serialisation)".into(), "mrenclave", String::new(), String::new());
+        push(
+            &mut d,
+            "manifest bytes (same values, different serialisation)".into(),
+            "mrenclave",
+            String::new(),
+            String::new(),
+        );
     }
     if a.mrsigner != b.mrsigner {
-        push(&mut d, "signing key (MRSIGNER)".into(), "mrsigner", a.mrsigner.to_string(), b.mrsigner.to_string());
+        push(
+            &mut d,
+            "signing key (MRSIGNER)".into(),
+            "mrsigner",
+            a.mrsigner.to_string(),
+            b.mrsigner.to_string(),
+        );
     }
     DiffReport {
         left_mrenclave: a.mrenclave,

@@ -86,7 +86,11 @@ pub(crate) fn classify(h: &Header, what: &str) -> Result<Op> {
         if hidden.is_empty() {
             return Err(unsafe_entry("empty whiteout name".into()));
         }
-        let target = if parent.is_empty() { hidden.to_string() } else { format!("{parent}/{hidden}") };
+        let target = if parent.is_empty() {
+            hidden.to_string()
+        } else {
+            format!("{parent}/{hidden}")
+        };
         return Ok(Op::Whiteout(target));
     }
     if h.kind == Kind::HardLink {
@@ -113,7 +117,10 @@ pub(crate) struct Node {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NodeKind {
     /// A regular file with its content's SHA-256 and size.
-    File { sha256: [u8; 32], size: u64 },
+    File {
+        sha256: [u8; 32],
+        size: u64,
+    },
     Dir,
     Symlink(String),
     Special,
@@ -154,13 +161,25 @@ impl Tree {
                     // An upper directory hides a lower non-directory (overlay semantics).
                     self.nodes.insert(
                         dir.to_string(),
-                        Node { kind: NodeKind::Dir, mode: 0o755, uid: 0, gid: 0, layer },
+                        Node {
+                            kind: NodeKind::Dir,
+                            mode: 0o755,
+                            uid: 0,
+                            gid: 0,
+                            layer,
+                        },
                     );
                 }
                 None => {
                     self.nodes.insert(
                         dir.to_string(),
-                        Node { kind: NodeKind::Dir, mode: 0o755, uid: 0, gid: 0, layer },
+                        Node {
+                            kind: NodeKind::Dir,
+                            mode: 0o755,
+                            uid: 0,
+                            gid: 0,
+                            layer,
+                        },
                     );
                 }
             }
@@ -185,7 +204,8 @@ impl Tree {
     /// Puts a node at `path`, replacing what lower entries had there.
     pub(crate) fn put(&mut self, path: &str, node: Node) {
         self.ensure_parents(path, node.layer);
-        let keep_children = node.kind == NodeKind::Dir && self.nodes.get(path).is_some_and(|n| n.kind == NodeKind::Dir);
+        let keep_children =
+            node.kind == NodeKind::Dir && self.nodes.get(path).is_some_and(|n| n.kind == NodeKind::Dir);
         if !keep_children {
             self.remove_subtree(path, None);
         }
@@ -199,7 +219,9 @@ impl Tree {
 
     /// Regular files, by path (sorted).
     pub(crate) fn files(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.nodes.iter().filter(|(_, n)| matches!(n.kind, NodeKind::File { .. }))
+        self.nodes
+            .iter()
+            .filter(|(_, n)| matches!(n.kind, NodeKind::File { .. }))
     }
 }
 
@@ -234,7 +256,9 @@ impl Unpacker {
         let root = root.into();
         let meta = fs::symlink_metadata(&root).map_err(|e| Error::io("open unpack root", &root, e))?;
         if !meta.is_dir() {
-            return Err(Error::Convert { reason: format!("unpack root {} is not a directory", root.display()) });
+            return Err(Error::Convert {
+                reason: format!("unpack root {} is not a directory", root.display()),
+            });
         }
         Ok(Unpacker {
             root,
@@ -283,7 +307,10 @@ impl Unpacker {
             }
         }
         host.push(base);
-        fs::symlink_metadata(&host).ok().filter(|m| !m.is_dir()).map(|_| host)
+        fs::symlink_metadata(&host)
+            .ok()
+            .filter(|m| !m.is_dir())
+            .map(|_| host)
     }
 
     fn remove_existing(path: &Path, keep_dir: bool) -> Result<()> {
@@ -323,8 +350,16 @@ impl Unpacker {
                 }
                 Op::Opaque(ref d) => {
                     self.stats.whiteouts += 1;
-                    let marker = if d.is_empty() { OPAQUE.to_string() } else { format!("{d}/{OPAQUE}") };
-                    let dir = self.prepare_parents(&marker)?.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+                    let marker = if d.is_empty() {
+                        OPAQUE.to_string()
+                    } else {
+                        format!("{d}/{OPAQUE}")
+                    };
+                    let dir = self
+                        .prepare_parents(&marker)?
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| self.root.clone());
                     if let Ok(rd) = fs::read_dir(&dir) {
                         for ent in rd {
                             let ent = ent.map_err(io_err("list opaque directory", &dir))?;
@@ -352,7 +387,13 @@ impl Unpacker {
         Ok(())
     }
 
-    fn put<R: io::Read>(&mut self, h: &Header, rel: &str, reader: &mut TarReader<R>, what: &str) -> Result<()> {
+    fn put<R: io::Read>(
+        &mut self,
+        h: &Header,
+        rel: &str,
+        reader: &mut TarReader<R>,
+        what: &str,
+    ) -> Result<()> {
         let host = self.prepare_parents(rel)?;
         match h.kind {
             Kind::Directory => {
@@ -370,7 +411,8 @@ impl Unpacker {
                     .open(&host)
                     .map_err(io_err("create file", &host))?;
                 reader.copy_data(&mut f)?;
-                f.set_permissions(fs::Permissions::from_mode(h.mode)).map_err(io_err("set mode", &host))?;
+                f.set_permissions(fs::Permissions::from_mode(h.mode))
+                    .map_err(io_err("set mode", &host))?;
             }
             Kind::Symlink => {
                 Self::remove_existing(&host, false)?;
@@ -437,7 +479,8 @@ impl Unpacker {
         for (rel, mode) in self.dir_modes.iter().rev() {
             let host = self.root.join(rel);
             if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
-                fs::set_permissions(&host, fs::Permissions::from_mode(*mode)).map_err(io_err("set directory mode", &host))?;
+                fs::set_permissions(&host, fs::Permissions::from_mode(*mode))
+                    .map_err(io_err("set directory mode", &host))?;
             }
         }
         Ok(self.stats)
@@ -461,7 +504,16 @@ mod tests {
     }
 
     fn file(layer: usize) -> Node {
-        Node { kind: NodeKind::File { sha256: [layer as u8; 32], size: 1 }, mode: 0o644, uid: 0, gid: 0, layer }
+        Node {
+            kind: NodeKind::File {
+                sha256: [layer as u8; 32],
+                size: 1,
+            },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            layer,
+        }
     }
 
     #[test]
@@ -480,7 +532,16 @@ mod tests {
     #[test]
     fn an_upper_directory_replaces_a_lower_symlink_instead_of_following_it() {
         let mut t = Tree::default();
-        t.put("lib", Node { kind: NodeKind::Symlink("/etc".into()), mode: 0o777, uid: 0, gid: 0, layer: 0 });
+        t.put(
+            "lib",
+            Node {
+                kind: NodeKind::Symlink("/etc".into()),
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+                layer: 0,
+            },
+        );
         t.put("lib/x", file(1));
         assert_eq!(t.nodes["lib"].kind, NodeKind::Dir);
         assert!(t.nodes.contains_key("lib/x"));

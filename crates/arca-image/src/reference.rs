@@ -92,13 +92,16 @@ impl RegistryRef {
 fn is_tag(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn is_repo_component(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
@@ -116,7 +119,10 @@ impl FromStr for ImageRef {
     type Err = Error;
 
     fn from_str(input: &str) -> Result<Self, Error> {
-        let bad = |reason: &str| Error::Reference { input: input.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| Error::Reference {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
         if let Some(rest) = input.strip_prefix("docker://") {
             return parse_registry(rest).map(ImageRef::Registry).map_err(|r| bad(&r));
         }
@@ -129,7 +135,10 @@ impl FromStr for ImageRef {
             if path.is_empty() {
                 return Err(bad("missing path after `docker-archive:`"));
             }
-            return Ok(ImageRef::DockerArchive { path: PathBuf::from(path), name });
+            return Ok(ImageRef::DockerArchive {
+                path: PathBuf::from(path),
+                name,
+            });
         }
         if let Some(rest) = input.strip_prefix("oci-archive:") {
             if rest.is_empty() {
@@ -145,7 +154,9 @@ impl FromStr for ImageRef {
             let (dir, tag) = split_path_tag(rest);
             return Ok(ImageRef::Oci { dir, tag });
         }
-        Err(bad("expected a transport prefix: docker://, docker-archive:, oci:, or oci-archive:"))
+        Err(bad(
+            "expected a transport prefix: docker://, docker-archive:, oci:, or oci-archive:",
+        ))
     }
 }
 
@@ -164,18 +175,26 @@ fn parse_registry(rest: &str) -> Result<RegistryRef, String> {
         }
     };
     let mut parts: Vec<&str> = name.split('/').collect();
-    let host = if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
-        parts.remove(0).to_string()
-    } else {
-        "docker.io".to_string()
-    };
+    let host =
+        if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
+            parts.remove(0).to_string()
+        } else {
+            "docker.io".to_string()
+        };
     if host == "docker.io" && parts.len() == 1 {
         parts.insert(0, "library");
     }
     if parts.is_empty() || !parts.iter().all(|p| is_repo_component(p)) {
-        return Err(format!("invalid repository `{}` (lowercase letters, digits, `._-`, separated by `/`)", parts.join("/")));
+        return Err(format!(
+            "invalid repository `{}` (lowercase letters, digits, `._-`, separated by `/`)",
+            parts.join("/")
+        ));
     }
-    Ok(RegistryRef { host, repository: parts.join("/"), reference })
+    Ok(RegistryRef {
+        host,
+        repository: parts.join("/"),
+        reference,
+    })
 }
 
 impl fmt::Display for ImageRef {
@@ -215,16 +234,31 @@ mod tests {
     fn parses_every_transport() {
         assert_eq!(
             "oci:/tmp/x:v1".parse::<ImageRef>().unwrap(),
-            ImageRef::Oci { dir: "/tmp/x".into(), tag: Some("v1".into()) }
+            ImageRef::Oci {
+                dir: "/tmp/x".into(),
+                tag: Some("v1".into())
+            }
         );
-        assert_eq!("oci:./dir".parse::<ImageRef>().unwrap(), ImageRef::Oci { dir: "./dir".into(), tag: None });
+        assert_eq!(
+            "oci:./dir".parse::<ImageRef>().unwrap(),
+            ImageRef::Oci {
+                dir: "./dir".into(),
+                tag: None
+            }
+        );
         assert_eq!(
             "docker-archive:a.tar:app:1".parse::<ImageRef>().unwrap(),
-            ImageRef::DockerArchive { path: "a.tar".into(), name: Some("app:1".into()) }
+            ImageRef::DockerArchive {
+                path: "a.tar".into(),
+                name: Some("app:1".into())
+            }
         );
         assert_eq!(
             "oci-archive:/x/a.tar".parse::<ImageRef>().unwrap(),
-            ImageRef::OciArchive { path: "/x/a.tar".into(), tag: None }
+            ImageRef::OciArchive {
+                path: "/x/a.tar".into(),
+                tag: None
+            }
         );
         let ImageRef::Registry(r) = "docker://127.0.0.1:5000/team/app:v2".parse::<ImageRef>().unwrap() else {
             panic!()
@@ -237,8 +271,13 @@ mod tests {
 
     #[test]
     fn docker_hub_names_are_expanded() {
-        let ImageRef::Registry(r) = "docker://python".parse::<ImageRef>().unwrap() else { panic!() };
-        assert_eq!((r.host.as_str(), r.repository.as_str()), ("docker.io", "library/python"));
+        let ImageRef::Registry(r) = "docker://python".parse::<ImageRef>().unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (r.host.as_str(), r.repository.as_str()),
+            ("docker.io", "library/python")
+        );
         assert_eq!(r.reference, Reference::Tag("latest".into()));
         assert_eq!(r.api_host(), "registry-1.docker.io");
         assert!(!r.is_loopback());

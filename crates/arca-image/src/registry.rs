@@ -30,7 +30,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -41,7 +44,10 @@ impl std::str::FromStr for Credentials {
             input: "<credentials>".into(),
             reason: "expected USER:PASSWORD".into(),
         })?;
-        Ok(Credentials { username: u.to_string(), password: p.to_string() })
+        Ok(Credentials {
+            username: u.to_string(),
+            password: p.to_string(),
+        })
     }
 }
 
@@ -62,8 +68,12 @@ impl Credentials {
         files.iter().find_map(|f| {
             let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(f).ok()?).ok()?;
             let auths = doc.get("auths")?.as_object()?;
-            let entry = auths.get(host).or_else(|| auths.get(&format!("https://{host}")))?;
-            let decoded = base64::engine::general_purpose::STANDARD.decode(entry.get("auth")?.as_str()?).ok()?;
+            let entry = auths
+                .get(host)
+                .or_else(|| auths.get(&format!("https://{host}")))?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(entry.get("auth")?.as_str()?)
+                .ok()?;
             String::from_utf8(decoded).ok()?.parse().ok()
         })
     }
@@ -92,7 +102,10 @@ pub(crate) struct RegistryClient {
 }
 
 fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Parses `Bearer realm="…",service="…",scope="…"` into its parameters.
@@ -101,7 +114,9 @@ fn parse_challenge(value: &str) -> (String, Vec<(String, String)>) {
     let mut params = Vec::new();
     let mut rest = rest.trim();
     while !rest.is_empty() {
-        let Some((k, after)) = rest.split_once('=') else { break };
+        let Some((k, after)) = rest.split_once('=') else {
+            break;
+        };
         let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
         let (v, next) = if let Some(stripped) = after.strip_prefix('"') {
             match stripped.find('"') {
@@ -131,7 +146,11 @@ fn percent_encode(s: &str) -> String {
 
 impl RegistryClient {
     pub(crate) fn new(r: &RegistryRef, credentials: Option<Credentials>, insecure: bool) -> Result<Self> {
-        let scheme = if r.is_loopback() || insecure { "http" } else { "https" };
+        let scheme = if r.is_loopback() || insecure {
+            "http"
+        } else {
+            "https"
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(30)))
@@ -207,8 +226,14 @@ impl RegistryClient {
         accept: Option<&str>,
         body: Body<'_>,
     ) -> Result<ureq::http::Response<ureq::Body>> {
-        let fail = |reason: String| Error::Registry { step, url: url.to_string(), reason };
-        let resp = self.send_once(method, url, accept, &body).map_err(|e| fail(e.to_string()))?;
+        let fail = |reason: String| Error::Registry {
+            step,
+            url: url.to_string(),
+            reason,
+        };
+        let resp = self
+            .send_once(method, url, accept, &body)
+            .map_err(|e| fail(e.to_string()))?;
         if resp.status() != 401 {
             return Ok(resp);
         }
@@ -217,21 +242,29 @@ impl RegistryClient {
         let (scheme, params) = parse_challenge(&challenge);
         let value = match scheme.as_str() {
             "basic" => {
-                let c = self
-                    .credentials
-                    .as_ref()
-                    .ok_or_else(|| fail("the registry requires a user name and password (--creds USER:PASS)".into()))?;
+                let c = self.credentials.as_ref().ok_or_else(|| {
+                    fail("the registry requires a user name and password (--creds USER:PASS)".into())
+                })?;
                 c.basic_header()
             }
-            "bearer" => format!("Bearer {}", self.fetch_token(&params).map_err(|r| fail(format!("bearer token: {r}")))?),
+            "bearer" => format!(
+                "Bearer {}",
+                self.fetch_token(&params)
+                    .map_err(|r| fail(format!("bearer token: {r}")))?
+            ),
             other => return Err(fail(format!("unsupported authentication scheme `{other}`"))),
         };
         if let Ok(mut a) = self.auth.lock() {
             *a = Some(value);
         }
-        let resp = self.send_once(method, url, accept, &body).map_err(|e| fail(e.to_string()))?;
+        let resp = self
+            .send_once(method, url, accept, &body)
+            .map_err(|e| fail(e.to_string()))?;
         if resp.status() == 401 || resp.status() == 403 {
-            return Err(fail(format!("{} after authenticating: access denied", resp.status())));
+            return Err(fail(format!(
+                "{} after authenticating: access denied",
+                resp.status()
+            )));
         }
         Ok(resp)
     }
@@ -241,7 +274,11 @@ impl RegistryClient {
         let realm = get("realm").ok_or("challenge without realm")?;
         let actions = if self.push { "pull,push" } else { "pull" };
         let scope = format!("repository:{}:{actions}", self.repository);
-        let mut url = format!("{realm}{}scope={}", if realm.contains('?') { '&' } else { '?' }, percent_encode(&scope));
+        let mut url = format!(
+            "{realm}{}scope={}",
+            if realm.contains('?') { '&' } else { '?' },
+            percent_encode(&scope)
+        );
         if let Some(service) = get("service") {
             url.push_str(&format!("&service={}", percent_encode(&service)));
         }
@@ -254,7 +291,12 @@ impl RegistryClient {
             return Err(format!("token endpoint {realm} answered {}", resp.status()));
         }
         let doc: serde_json::Value = serde_json::from_slice(
-            &resp.body_mut().with_config().limit(1 << 20).read_to_vec().map_err(|e| e.to_string())?,
+            &resp
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_vec()
+                .map_err(|e| e.to_string())?,
         )
         .map_err(|e| e.to_string())?;
         doc.get("token")
@@ -266,15 +308,29 @@ impl RegistryClient {
 
     fn error_text(resp: &mut ureq::http::Response<ureq::Body>) -> String {
         let status = resp.status();
-        let body = resp.body_mut().with_config().limit(4096).read_to_string().unwrap_or_default();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(4096)
+            .read_to_string()
+            .unwrap_or_default();
         format!("HTTP {status}: {}", body.trim())
     }
 
-    fn get_document(&self, tail: &str, accept: &str, step: &'static str) -> Result<(Vec<u8>, Option<String>)> {
+    fn get_document(
+        &self,
+        tail: &str,
+        accept: &str,
+        step: &'static str,
+    ) -> Result<(Vec<u8>, Option<String>)> {
         let url = self.url(tail);
         let mut resp = self.send(step, "GET", &url, Some(accept), Body::None)?;
         if resp.status() != 200 {
-            return Err(Error::Registry { step, url, reason: Self::error_text(&mut resp) });
+            return Err(Error::Registry {
+                step,
+                url,
+                reason: Self::error_text(&mut resp),
+            });
         }
         let ct = header(&resp, "content-type");
         let bytes = resp
@@ -282,13 +338,27 @@ impl RegistryClient {
             .with_config()
             .limit(MAX_DOCUMENT)
             .read_to_vec()
-            .map_err(|e| Error::Registry { step, url: url.clone(), reason: e.to_string() })?;
+            .map_err(|e| Error::Registry {
+                step,
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
         Ok((bytes, ct))
     }
 
     /// Fetches the manifest `reference` names, following an index to `platform`; checks digests.
-    pub(crate) fn fetch_manifest(&self, reference: &Reference, platform: &Platform) -> Result<(Digest, Vec<u8>)> {
-        let accept = [MANIFEST_TYPES[0], MANIFEST_TYPES[1], INDEX_TYPES[0], INDEX_TYPES[1]].join(", ");
+    pub(crate) fn fetch_manifest(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<(Digest, Vec<u8>)> {
+        let accept = [
+            MANIFEST_TYPES[0],
+            MANIFEST_TYPES[1],
+            INDEX_TYPES[0],
+            INDEX_TYPES[1],
+        ]
+        .join(", ");
         let mut tail = format!("manifests/{reference}");
         let mut expected = match reference {
             Reference::Digest(d) => Some(*d),
@@ -305,11 +375,15 @@ impl RegistryClient {
                 serde_json::from_slice(&bytes).map_err(|e| Error::json("fetch manifest", &tail, e))?;
             let is_index = INDEX_TYPES.iter().any(|t| mt.starts_with(t))
                 || probe.get("manifests").is_some()
-                || probe.get("mediaType").and_then(|m| m.as_str()).is_some_and(|m| INDEX_TYPES.contains(&m));
+                || probe
+                    .get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .is_some_and(|m| INDEX_TYPES.contains(&m));
             if !is_index {
                 return Ok((digest, bytes));
             }
-            let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::json("fetch index", &tail, e))?;
+            let index: ImageIndex =
+                serde_json::from_slice(&bytes).map_err(|e| Error::json("fetch index", &tail, e))?;
             let (d, _, _) = pick_platform(&index, platform, &format!("index {digest}"))?;
             tail = format!("manifests/{d}");
             expected = Some(d);
@@ -324,7 +398,11 @@ impl RegistryClient {
         match resp.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
-            _ => Err(Error::Registry { step: "check blob", url, reason: Self::error_text(&mut resp) }),
+            _ => Err(Error::Registry {
+                step: "check blob",
+                url,
+                reason: Self::error_text(&mut resp),
+            }),
         }
     }
 
@@ -344,16 +422,27 @@ impl RegistryClient {
         let url = self.url("blobs/uploads/");
         let mut resp = self.send("start upload", "POST", &url, None, Body::None)?;
         if resp.status() != 202 {
-            return Err(Error::Registry { step: "start upload", url, reason: Self::error_text(&mut resp) });
+            return Err(Error::Registry {
+                step: "start upload",
+                url,
+                reason: Self::error_text(&mut resp),
+            });
         }
-        let location = header(&resp, "location")
-            .ok_or_else(|| Error::Registry { step: "start upload", url: url.clone(), reason: "no Location".into() })?;
+        let location = header(&resp, "location").ok_or_else(|| Error::Registry {
+            step: "start upload",
+            url: url.clone(),
+            reason: "no Location".into(),
+        })?;
         let mut put = self.resolve(&location);
         put.push(if put.contains('?') { '&' } else { '?' });
         put.push_str(&format!("digest={}", percent_encode(&d.to_string())));
         let mut resp = self.send("upload blob", "PUT", &put, None, Body::File(path))?;
         if resp.status() != 201 {
-            return Err(Error::Registry { step: "upload blob", url: put, reason: Self::error_text(&mut resp) });
+            return Err(Error::Registry {
+                step: "upload blob",
+                url: put,
+                reason: Self::error_text(&mut resp),
+            });
         }
         Ok(true)
     }
@@ -363,10 +452,15 @@ impl RegistryClient {
         let url = self.url(&format!("manifests/{reference}"));
         let mut resp = self.send("push manifest", "PUT", &url, None, Body::Bytes(bytes, media_type))?;
         if resp.status() != 201 {
-            return Err(Error::Registry { step: "push manifest", url, reason: Self::error_text(&mut resp) });
+            return Err(Error::Registry {
+                step: "push manifest",
+                url,
+                reason: Self::error_text(&mut resp),
+            });
         }
         let computed = Digest::of(bytes);
-        if let Some(reported) = header(&resp, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok()) {
+        if let Some(reported) = header(&resp, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok())
+        {
             if reported != computed {
                 return Err(Error::Registry {
                     step: "push manifest",
@@ -387,7 +481,11 @@ impl Blobs for RegistryClient {
         let url = self.url(&format!("blobs/{d}"));
         let mut resp = self.send("fetch blob", "GET", &url, None, Body::None)?;
         if resp.status() != 200 {
-            return Err(Error::Registry { step: "fetch blob", url, reason: Self::error_text(&mut resp) });
+            return Err(Error::Registry {
+                step: "fetch blob",
+                url,
+                reason: Self::error_text(&mut resp),
+            });
         }
         Ok(Box::new(resp.into_body().into_reader()))
     }
@@ -399,9 +497,14 @@ mod tests {
 
     #[test]
     fn parses_bearer_challenges() {
-        let (s, p) = parse_challenge(r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull""#);
+        let (s, p) = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull""#,
+        );
         assert_eq!(s, "bearer");
-        assert_eq!(p[0], ("realm".to_string(), "https://auth.example/token".to_string()));
+        assert_eq!(
+            p[0],
+            ("realm".to_string(), "https://auth.example/token".to_string())
+        );
         assert_eq!(p[1].1, "registry.example");
         assert_eq!(p[2].1, "repository:a/b:pull");
         let (s, p) = parse_challenge(r#"Basic realm="Registry Realm""#);

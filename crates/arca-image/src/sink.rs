@@ -30,27 +30,36 @@ pub struct Staging {
     dir: tempfile::TempDir,
 }
 
-/// A blob being written into the staging area.
+/// A blob being written into the staging area. Dropped unfinished, its temporary file is removed.
 pub(crate) struct BlobWriter {
-    inner: HashingWriter<BufWriter<File>>,
+    inner: Option<HashingWriter<BufWriter<File>>>,
     tmp: PathBuf,
     blobs: PathBuf,
 }
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        match self.inner.as_mut() {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("blob already finished")),
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.inner.as_mut().map_or(Ok(()), |w| w.flush())
     }
 }
 
 impl BlobWriter {
     /// Closes the blob and files it under its digest.
-    pub(crate) fn finish(self) -> Result<(Digest, u64)> {
-        let (d, n, w) = self.inner.finish();
-        let f = w.into_inner().map_err(|e| Error::io("write blob", &self.tmp, e.into_error()))?;
+    pub(crate) fn finish(mut self) -> Result<(Digest, u64)> {
+        let inner = self
+            .inner
+            .take()
+            .ok_or_else(|| Error::image("blob", "finished twice"))?;
+        let (d, n, w) = inner.finish();
+        let f = w
+            .into_inner()
+            .map_err(|e| Error::io("write blob", &self.tmp, e.into_error()))?;
         drop(f);
         let dest = self.blobs.join(d.hex());
         fs::rename(&self.tmp, &dest).map_err(|e| Error::io("store blob", &dest, e))?;
@@ -58,11 +67,21 @@ impl BlobWriter {
     }
 }
 
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.inner.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 impl Staging {
     /// A new staging area; `near` puts it in the same directory as the destination when possible (so blobs
     /// can be hard-linked rather than copied).
     pub fn new(near: Option<&Path>) -> Result<Staging> {
-        let parent = near.and_then(|p| p.parent()).filter(|p| !p.as_os_str().is_empty() && p.is_dir());
+        let parent = near
+            .and_then(|p| p.parent())
+            .filter(|p| !p.as_os_str().is_empty() && p.is_dir());
         let dir = match parent {
             Some(p) => tempfile::Builder::new().prefix(".arca-staging-").tempdir_in(p),
             None => tempfile::Builder::new().prefix("arca-staging-").tempdir(),
@@ -90,13 +109,18 @@ impl Staging {
     pub(crate) fn writer(&self) -> Result<BlobWriter> {
         let tmp = self.dir.path().join(format!("tmp-{}", rand_suffix()));
         let f = File::create(&tmp).map_err(|e| Error::io("create blob", &tmp, e))?;
-        Ok(BlobWriter { inner: HashingWriter::new(BufWriter::with_capacity(1 << 20, f)), tmp, blobs: self.blobs() })
+        Ok(BlobWriter {
+            inner: Some(HashingWriter::new(BufWriter::with_capacity(1 << 20, f))),
+            tmp,
+            blobs: self.blobs(),
+        })
     }
 
     /// Stores `bytes` as a blob.
     pub fn put(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
         let mut w = self.writer()?;
-        w.write_all(bytes).map_err(|e| Error::io("write blob", &w.tmp, e))?;
+        w.write_all(bytes)
+            .map_err(|e| Error::io("write blob", self.dir.path(), e))?;
         w.finish()
     }
 }
@@ -164,7 +188,12 @@ pub struct StagedImage {
 
 impl StagedImage {
     /// Builds and stages the OCI manifest for a staged config and layers.
-    pub fn new(staging: &Staging, config: Descriptor, layers: Vec<Descriptor>, diff_ids: Vec<Digest>) -> Result<Self> {
+    pub fn new(
+        staging: &Staging,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+        diff_ids: Vec<Digest>,
+    ) -> Result<Self> {
         let doc = ManifestDoc {
             schema_version: 2,
             media_type: OCI_MANIFEST,
@@ -174,7 +203,13 @@ impl StagedImage {
         };
         let manifest = serde_json::to_vec(&doc).map_err(|e| Error::json("write manifest", "manifest", e))?;
         let (manifest_digest, _) = staging.put(&manifest)?;
-        Ok(StagedImage { config, layers, diff_ids, manifest, manifest_digest })
+        Ok(StagedImage {
+            config,
+            layers,
+            diff_ids,
+            manifest,
+            manifest_digest,
+        })
     }
 
     fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
@@ -203,14 +238,23 @@ pub struct Written {
 }
 
 /// Commits a staged image to `dst`.
-pub fn write_image(staging: &Staging, image: &StagedImage, dst: &ImageRef, opts: &WriteOptions) -> Result<Written> {
+pub fn write_image(
+    staging: &Staging,
+    image: &StagedImage,
+    dst: &ImageRef,
+    opts: &WriteOptions,
+) -> Result<Written> {
     match dst {
         ImageRef::Oci { dir, tag } => write_oci_dir(staging, image, dir, tag.as_deref()),
         ImageRef::OciArchive { path, tag } => write_oci_archive(staging, image, path, tag.as_deref()),
         ImageRef::DockerArchive { path, name } => write_docker_archive(staging, image, path, name.as_deref()),
         ImageRef::Registry(r) => {
             let client = RegistryClient::new(r, opts.credentials.clone(), opts.insecure)?.for_push();
-            let mut written = Written { manifest_digest: image.manifest_digest, blobs_written: 0, blobs_existing: 0 };
+            let mut written = Written {
+                manifest_digest: image.manifest_digest,
+                blobs_written: 0,
+                blobs_existing: 0,
+            };
             for d in image.blobs() {
                 if client.push_blob(&d.digest, &staging.blob_path(&d.digest))? {
                     written.blobs_written += 1;
@@ -224,7 +268,10 @@ pub fn write_image(staging: &Staging, image: &StagedImage, dst: &ImageRef, opts:
                     if *d != image.manifest_digest {
                         return Err(Error::Reference {
                             input: dst.to_string(),
-                            reason: format!("the converted image's digest is {}, not {d}", image.manifest_digest),
+                            reason: format!(
+                                "the converted image's digest is {}, not {d}",
+                                image.manifest_digest
+                            ),
                         });
                     }
                     d.to_string()
@@ -269,8 +316,16 @@ fn write_oci_dir(staging: &Staging, image: &StagedImage, dir: &Path, tag: Option
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(|e| Error::io("create OCI layout", &blobs, e))?;
     write_atomic(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    let mut written = Written { manifest_digest: image.manifest_digest, blobs_written: 0, blobs_existing: 0 };
-    for d in image.blobs().map(|d| d.digest).chain(std::iter::once(image.manifest_digest)) {
+    let mut written = Written {
+        manifest_digest: image.manifest_digest,
+        blobs_written: 0,
+        blobs_existing: 0,
+    };
+    for d in image
+        .blobs()
+        .map(|d| d.digest)
+        .chain(std::iter::once(image.manifest_digest))
+    {
         let dest = blobs.join(d.hex());
         if dest.exists() {
             written.blobs_existing += 1;
@@ -281,15 +336,21 @@ fn write_oci_dir(staging: &Staging, image: &StagedImage, dir: &Path, tag: Option
     }
     let index_path = dir.join("index.json");
     let mut index = match fs::read(&index_path) {
-        Ok(b) => serde_json::from_slice::<IndexDoc>(&b).map_err(|e| Error::json("update", index_path.display().to_string(), e))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            IndexDoc { schema_version: 2, media_type: OCI_INDEX.into(), manifests: Vec::new() }
-        }
+        Ok(b) => serde_json::from_slice::<IndexDoc>(&b)
+            .map_err(|e| Error::json("update", index_path.display().to_string(), e))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => IndexDoc {
+            schema_version: 2,
+            media_type: OCI_INDEX.into(),
+            manifests: Vec::new(),
+        },
         Err(e) => return Err(Error::io("read", &index_path, e)),
     };
     // The new image replaces an entry with the same tag (or, untagged, the previous untagged entries).
     index.manifests.retain(|m| {
-        let name = m.get("annotations").and_then(|a| a.get(REF_NAME)).and_then(|n| n.as_str());
+        let name = m
+            .get("annotations")
+            .and_then(|a| a.get(REF_NAME))
+            .and_then(|n| n.as_str());
         name != tag
     });
     index.manifests.push(manifest_entry(image, tag));
@@ -317,7 +378,10 @@ fn write_archive(path: &Path, members: &[(String, Member<'_>)]) -> Result<()> {
                     tar::write_header(&mut out, &Header::new(name, Kind::File, 0o644), len)?;
                     let copied = io::copy(&mut (&mut f).take(len), &mut out)?;
                     if copied != len {
-                        return Err(io::Error::other(format!("{} changed while being archived", p.display())));
+                        return Err(io::Error::other(format!(
+                            "{} changed while being archived",
+                            p.display()
+                        )));
                     }
                     tar::write_padding(&mut out, len)?;
                 }
@@ -339,24 +403,45 @@ enum Member<'a> {
     File(&'a Path),
 }
 
-fn write_oci_archive(staging: &Staging, image: &StagedImage, path: &Path, tag: Option<&str>) -> Result<Written> {
-    let index = IndexDoc { schema_version: 2, media_type: OCI_INDEX.into(), manifests: vec![manifest_entry(image, tag)] };
+fn write_oci_archive(
+    staging: &Staging,
+    image: &StagedImage,
+    path: &Path,
+    tag: Option<&str>,
+) -> Result<Written> {
+    let index = IndexDoc {
+        schema_version: 2,
+        media_type: OCI_INDEX.into(),
+        manifests: vec![manifest_entry(image, tag)],
+    };
     let index = serde_json::to_vec(&index).map_err(|e| Error::json("write", "index.json", e))?;
-    let mut blob_digests: Vec<Digest> =
-        image.blobs().map(|d| d.digest).chain(std::iter::once(image.manifest_digest)).collect();
+    let mut blob_digests: Vec<Digest> = image
+        .blobs()
+        .map(|d| d.digest)
+        .chain(std::iter::once(image.manifest_digest))
+        .collect();
     blob_digests.sort();
     blob_digests.dedup();
-    let paths: Vec<(String, PathBuf)> =
-        blob_digests.iter().map(|d| (format!("blobs/sha256/{}", d.hex()), staging.blob_path(d))).collect();
+    let paths: Vec<(String, PathBuf)> = blob_digests
+        .iter()
+        .map(|d| (format!("blobs/sha256/{}", d.hex()), staging.blob_path(d)))
+        .collect();
     let mut members = vec![
-        ("oci-layout".to_string(), Member::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec())),
+        (
+            "oci-layout".to_string(),
+            Member::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        ),
         ("index.json".to_string(), Member::Bytes(index)),
         ("blobs/".to_string(), Member::Dir),
         ("blobs/sha256/".to_string(), Member::Dir),
     ];
     members.extend(paths.iter().map(|(n, p)| (n.clone(), Member::File(p))));
     write_archive(path, &members)?;
-    Ok(Written { manifest_digest: image.manifest_digest, blobs_written: blob_digests.len(), blobs_existing: 0 })
+    Ok(Written {
+        manifest_digest: image.manifest_digest,
+        blobs_written: blob_digests.len(),
+        blobs_existing: 0,
+    })
 }
 
 #[derive(Serialize)]
@@ -367,17 +452,38 @@ struct DockerManifestEntry {
     layers: Vec<String>,
 }
 
-fn write_docker_archive(staging: &Staging, image: &StagedImage, path: &Path, name: Option<&str>) -> Result<Written> {
+fn write_docker_archive(
+    staging: &Staging,
+    image: &StagedImage,
+    path: &Path,
+    name: Option<&str>,
+) -> Result<Written> {
     let config_name = format!("{}.json", image.config.digest.hex());
-    let layer_names: Vec<String> = image.layers.iter().map(|l| format!("{}.tar", l.digest.hex())).collect();
+    let layer_names: Vec<String> = image
+        .layers
+        .iter()
+        .map(|l| format!("{}.tar", l.digest.hex()))
+        .collect();
     let entry = DockerManifestEntry {
         config: config_name.clone(),
-        repo_tags: name.map(|n| vec![if n.contains(':') { n.to_string() } else { format!("{n}:latest") }]).unwrap_or_default(),
+        repo_tags: name
+            .map(|n| {
+                vec![if n.contains(':') {
+                    n.to_string()
+                } else {
+                    format!("{n}:latest")
+                }]
+            })
+            .unwrap_or_default(),
         layers: layer_names.clone(),
     };
     let manifest = serde_json::to_vec(&[entry]).map_err(|e| Error::json("write", "manifest.json", e))?;
     let config_path = staging.blob_path(&image.config.digest);
-    let layer_paths: Vec<PathBuf> = image.layers.iter().map(|l| staging.blob_path(&l.digest)).collect();
+    let layer_paths: Vec<PathBuf> = image
+        .layers
+        .iter()
+        .map(|l| staging.blob_path(&l.digest))
+        .collect();
     let mut members = vec![(config_name, Member::File(&config_path))];
     let mut seen = std::collections::BTreeSet::new();
     for (n, p) in layer_names.iter().zip(&layer_paths) {
@@ -387,10 +493,60 @@ fn write_docker_archive(staging: &Staging, image: &StagedImage, path: &Path, nam
     }
     members.push(("manifest.json".to_string(), Member::Bytes(manifest)));
     write_archive(path, &members)?;
-    Ok(Written { manifest_digest: image.manifest_digest, blobs_written: members.len() - 1, blobs_existing: 0 })
+    Ok(Written {
+        manifest_digest: image.manifest_digest,
+        blobs_written: members.len() - 1,
+        blobs_existing: 0,
+    })
 }
 
 /// The layer media type for a codec in the OCI format.
 pub(crate) fn layer_media_type(c: Compression) -> String {
     c.oci_layer_media_type().to_string()
+}
+
+/// Copies an image unchanged into `staging` (blobs byte for byte, checked against their digests and the
+/// config's `diff_ids`), with an OCI manifest: what `skopeo copy` does, for tests and tools.
+pub fn copy_image(src: &crate::source::SourceImage, staging: &Staging) -> Result<StagedImage> {
+    src.verify()?;
+    let mut layers = Vec::new();
+    for (i, l) in src.layers.iter().enumerate() {
+        let mut w = staging.writer()?;
+        let mut r = src.open_blob(l)?;
+        let mut head = [0u8; 4];
+        let mut n = 0;
+        while n < 4 {
+            match r
+                .read(&mut head[n..])
+                .map_err(|e| Error::stream("copy", src.layer_name(i), e))?
+            {
+                0 => break,
+                k => n += k,
+            }
+        }
+        w.write_all(&head[..n])
+            .map_err(|e| Error::stream("copy", src.layer_name(i), e))?;
+        io::copy(&mut r, &mut w).map_err(|e| Error::stream("copy", src.layer_name(i), e))?;
+        let (digest, size) = w.finish()?;
+        let codec = Compression::sniff(&head[..n]);
+        layers.push(Descriptor {
+            media_type: layer_media_type(codec),
+            digest,
+            size,
+            annotations: BTreeMap::new(),
+        });
+    }
+    let (cd, cs) = staging.put(&src.config_bytes)?;
+    let config = Descriptor {
+        media_type: OCI_CONFIG.into(),
+        digest: cd,
+        size: cs,
+        annotations: BTreeMap::new(),
+    };
+    StagedImage::new(
+        staging,
+        config,
+        layers,
+        src.layers.iter().map(|l| l.diff_id).collect(),
+    )
 }

@@ -24,11 +24,15 @@ use crate::tar::TarReader;
 pub(crate) const MAX_DOCUMENT: u64 = 16 << 20;
 
 /// Media types of single-image manifests Arca reads.
-pub(crate) const MANIFEST_TYPES: [&str; 2] =
-    ["application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"];
+pub(crate) const MANIFEST_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
 /// Media types of indexes (multi-platform lists).
-pub(crate) const INDEX_TYPES: [&str; 2] =
-    ["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
+pub(crate) const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
 
 /// The platform to pick from a multi-platform index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +47,11 @@ pub struct Platform {
 
 impl Default for Platform {
     fn default() -> Self {
-        Platform { os: "linux".into(), architecture: "amd64".into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        }
     }
 }
 
@@ -52,11 +60,20 @@ impl std::str::FromStr for Platform {
     fn from_str(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
-            [os, arch] => Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: None }),
-            [os, arch, v] => {
-                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: Some(v.to_string()) })
-            }
-            _ => Err(Error::Reference { input: s.to_string(), reason: "expected OS/ARCH[/VARIANT]".into() }),
+            [os, arch] => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, v] => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(v.to_string()),
+            }),
+            _ => Err(Error::Reference {
+                input: s.to_string(),
+                reason: "expected OS/ARCH[/VARIANT]".into(),
+            }),
         }
     }
 }
@@ -142,7 +159,9 @@ impl SourceImage {
                 let index = blobs.read_member("index.json")?;
                 open_from_index(reference.clone(), &index, tag.as_deref(), blobs, opts)
             }
-            ImageRef::DockerArchive { path, name } => open_docker_archive(reference.clone(), path, name.as_deref()),
+            ImageRef::DockerArchive { path, name } => {
+                open_docker_archive(reference.clone(), path, name.as_deref())
+            }
             ImageRef::Registry(r) => open_registry(reference.clone(), r, opts),
         }
     }
@@ -167,11 +186,18 @@ impl SourceImage {
         for (i, l) in self.layers.iter().enumerate() {
             let what = self.layer_name(i);
             let mut raw = HashingReader::new(self.open_blob(l)?);
-            let (_, plain) = compress::decoder(&mut raw).map_err(|e| Error::stream("decompress", &what, e))?;
+            let (_, plain) =
+                compress::decoder(&mut raw).map_err(|e| Error::stream("decompress", &what, e))?;
             let mut plain = HashingReader::new(plain);
             io::copy(&mut plain, &mut io::sink()).map_err(|e| Error::stream("decompress", &what, e))?;
             let (diff_id, n) = plain.finish();
-            digest::check(&format!("{what} uncompressed (diff_id)"), &l.diff_id, None, &diff_id, n)?;
+            digest::check(
+                &format!("{what} uncompressed (diff_id)"),
+                &l.diff_id,
+                None,
+                &diff_id,
+                n,
+            )?;
             io::copy(&mut raw, &mut io::sink()).map_err(|e| Error::stream("read", &what, e))?;
             let (d, size) = raw.finish();
             if let Some(expected) = &l.digest {
@@ -179,6 +205,16 @@ impl SourceImage {
             }
         }
         Ok(())
+    }
+
+    /// Copies the blob `digest` of this image, as stored, to `out`, checking its digest; returns its size.
+    pub fn read_blob(&self, digest: &Digest, out: &mut impl io::Write) -> Result<u64> {
+        let what = format!("blob {digest}");
+        let mut r = HashingReader::new(self.blobs.open(&BlobLoc::Digest(*digest))?);
+        io::copy(&mut r, out).map_err(|e| Error::stream("copy", &what, e))?;
+        let (d, n) = r.finish();
+        digest::check(&what, digest, None, &d, n)?;
+        Ok(n)
     }
 
     /// The image's `config` section (entrypoint, cmd, env, ...), if any.
@@ -198,14 +234,24 @@ impl SourceImage {
 fn read_file_limited(path: &Path) -> Result<Vec<u8>> {
     let f = File::open(path).map_err(|e| Error::io("open", path, e))?;
     let mut buf = Vec::new();
-    f.take(MAX_DOCUMENT + 1).read_to_end(&mut buf).map_err(|e| Error::io("read", path, e))?;
+    f.take(MAX_DOCUMENT + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("read", path, e))?;
     if buf.len() as u64 > MAX_DOCUMENT {
-        return Err(Error::image(path.display().to_string(), "document larger than 16 MiB"));
+        return Err(Error::image(
+            path.display().to_string(),
+            "document larger than 16 MiB",
+        ));
     }
     Ok(buf)
 }
 
-pub(crate) fn read_blob_verified(blobs: &dyn Blobs, d: &Digest, size: Option<u64>, what: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_blob_verified(
+    blobs: &dyn Blobs,
+    d: &Digest,
+    size: Option<u64>,
+    what: &str,
+) -> Result<Vec<u8>> {
     if size.is_some_and(|s| s > MAX_DOCUMENT) {
         return Err(Error::image(what, "document larger than 16 MiB"));
     }
@@ -228,11 +274,16 @@ fn media_type_of(doc: &[u8]) -> Option<String> {
         manifests: Option<serde_json::Value>,
     }
     let p: Probe = serde_json::from_slice(doc).ok()?;
-    p.media_type.or_else(|| p.manifests.map(|_| INDEX_TYPES[0].to_string()))
+    p.media_type
+        .or_else(|| p.manifests.map(|_| INDEX_TYPES[0].to_string()))
 }
 
 /// Chooses the manifest for `platform` from an index.
-pub(crate) fn pick_platform(index: &ImageIndex, platform: &Platform, what: &str) -> Result<(Digest, u64, String)> {
+pub(crate) fn pick_platform(
+    index: &ImageIndex,
+    platform: &Platform,
+    what: &str,
+) -> Result<(Digest, u64, String)> {
     let mut seen = Vec::new();
     for m in index.manifests() {
         let mt = m.media_type().to_string();
@@ -245,7 +296,10 @@ pub(crate) fn pick_platform(index: &ImageIndex, platform: &Platform, what: &str)
         };
         let os = p.os().to_string();
         let arch = p.architecture().to_string();
-        seen.push(format!("{os}/{arch}{}", p.variant().as_ref().map(|v| format!("/{v}")).unwrap_or_default()));
+        seen.push(format!(
+            "{os}/{arch}{}",
+            p.variant().as_ref().map(|v| format!("/{v}")).unwrap_or_default()
+        ));
         if os == platform.os
             && arch == platform.architecture
             && (platform.variant.is_none() || p.variant() == &platform.variant)
@@ -253,7 +307,13 @@ pub(crate) fn pick_platform(index: &ImageIndex, platform: &Platform, what: &str)
             return Ok((m.digest().to_string().parse()?, m.size(), mt));
         }
     }
-    Err(Error::image(what, format!("no manifest for platform {platform} (the index has: {})", seen.join(", "))))
+    Err(Error::image(
+        what,
+        format!(
+            "no manifest for platform {platform} (the index has: {})",
+            seen.join(", ")
+        ),
+    ))
 }
 
 fn open_from_index(
@@ -264,14 +324,19 @@ fn open_from_index(
     opts: &ReadOptions,
 ) -> Result<SourceImage> {
     let what = format!("{reference} index.json");
-    let index: ImageIndex = serde_json::from_slice(index_bytes).map_err(|e| Error::json("read index", &what, e))?;
+    let index: ImageIndex =
+        serde_json::from_slice(index_bytes).map_err(|e| Error::json("read index", &what, e))?;
     const REF_NAME: &str = "org.opencontainers.image.ref.name";
     let chosen: Vec<_> = index
         .manifests()
         .iter()
         .filter(|m| match tag {
             None => true,
-            Some(t) => m.annotations().as_ref().and_then(|a| a.get(REF_NAME)).is_some_and(|n| n == t),
+            Some(t) => m
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME))
+                .is_some_and(|n| n == t),
         })
         .collect();
     let desc = match chosen.as_slice() {
@@ -290,7 +355,10 @@ fn open_from_index(
                 .iter()
                 .filter_map(|m| m.annotations().as_ref().and_then(|a| a.get(REF_NAME)).cloned())
                 .collect();
-            return Err(Error::image(&what, format!("holds several images; name one with `:TAG` ({})", tags.join(", "))));
+            return Err(Error::image(
+                &what,
+                format!("holds several images; name one with `:TAG` ({})", tags.join(", ")),
+            ));
         }
     };
     let mut digest: Digest = desc.digest().to_string().parse()?;
@@ -306,7 +374,8 @@ fn open_from_index(
             serde_json::from_slice(&doc).map_err(|e| Error::json("read index", digest.to_string(), e))?;
         (digest, size, mt) = pick_platform(&nested, &opts.platform, &format!("index {digest}"))?;
     }
-    let manifest_bytes = read_blob_verified(blobs.as_ref(), &digest, Some(size), &format!("manifest {digest}"))?;
+    let manifest_bytes =
+        read_blob_verified(blobs.as_ref(), &digest, Some(size), &format!("manifest {digest}"))?;
     image_from_manifest(reference, digest, &manifest_bytes, blobs)
 }
 
@@ -319,21 +388,31 @@ pub(crate) fn image_from_manifest(
     let what = format!("manifest {manifest_digest}");
     if let Some(mt) = media_type_of(manifest_bytes) {
         if !MANIFEST_TYPES.contains(&mt.as_str()) {
-            return Err(Error::Unsupported { what: format!("{what}: media type `{mt}`") });
+            return Err(Error::Unsupported {
+                what: format!("{what}: media type `{mt}`"),
+            });
         }
     }
     let manifest: ImageManifest =
         serde_json::from_slice(manifest_bytes).map_err(|e| Error::json("read manifest", &what, e))?;
     let cfg_digest: Digest = manifest.config().digest().to_string().parse()?;
-    let config_bytes =
-        read_blob_verified(blobs.as_ref(), &cfg_digest, Some(manifest.config().size()), &format!("config {cfg_digest}"))?;
-    let config: ImageConfiguration =
-        serde_json::from_slice(&config_bytes).map_err(|e| Error::json("read config", cfg_digest.to_string(), e))?;
+    let config_bytes = read_blob_verified(
+        blobs.as_ref(),
+        &cfg_digest,
+        Some(manifest.config().size()),
+        &format!("config {cfg_digest}"),
+    )?;
+    let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
+        .map_err(|e| Error::json("read config", cfg_digest.to_string(), e))?;
     let diff_ids = diff_ids(&config, &what)?;
     if diff_ids.len() != manifest.layers().len() {
         return Err(Error::image(
             &what,
-            format!("{} layers but the config lists {} diff_ids", manifest.layers().len(), diff_ids.len()),
+            format!(
+                "{} layers but the config lists {} diff_ids",
+                manifest.layers().len(),
+                diff_ids.len()
+            ),
         ));
     }
     let mut layers = Vec::new();
@@ -341,7 +420,9 @@ pub(crate) fn image_from_manifest(
         let digest: Digest = l.digest().to_string().parse()?;
         let media_type = l.media_type().to_string();
         if compress::Compression::from_media_type(&media_type).is_none() {
-            return Err(Error::Unsupported { what: format!("{what}: layer media type `{media_type}`") });
+            return Err(Error::Unsupported {
+                what: format!("{what}: layer media type `{media_type}`"),
+            });
         }
         layers.push(Layer {
             media_type,
@@ -351,11 +432,23 @@ pub(crate) fn image_from_manifest(
             location: BlobLoc::Digest(digest),
         });
     }
-    Ok(SourceImage { reference, manifest_digest: Some(manifest_digest), config_bytes, config, layers, blobs })
+    Ok(SourceImage {
+        reference,
+        manifest_digest: Some(manifest_digest),
+        config_bytes,
+        config,
+        layers,
+        blobs,
+    })
 }
 
 fn diff_ids(config: &ImageConfiguration, what: &str) -> Result<Vec<Digest>> {
-    config.rootfs().diff_ids().iter().map(|d| d.parse::<Digest>().map_err(|e| Error::image(what, e.to_string()))).collect()
+    config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| d.parse::<Digest>().map_err(|e| Error::image(what, e.to_string())))
+        .collect()
 }
 
 struct DirBlobs {
@@ -384,13 +477,19 @@ impl ArchiveBlobs {
     pub(crate) fn index(path: &Path) -> Result<Self> {
         let mut f = File::open(path).map_err(|e| Error::io("open archive", path, e))?;
         let mut head = [0u8; 4];
-        let n = f.read(&mut head).map_err(|e| Error::io("read archive", path, e))?;
+        let n = f
+            .read(&mut head)
+            .map_err(|e| Error::io("read archive", path, e))?;
         if compress::Compression::sniff(&head[..n]) != compress::Compression::None {
             return Err(Error::Unsupported {
-                what: format!("{} is a compressed archive; decompress it first (gunzip / unzstd)", path.display()),
+                what: format!(
+                    "{} is a compressed archive; decompress it first (gunzip / unzstd)",
+                    path.display()
+                ),
             });
         }
-        f.seek(SeekFrom::Start(0)).map_err(|e| Error::io("read archive", path, e))?;
+        f.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("read archive", path, e))?;
         let what = path.display().to_string();
         let mut reader = TarReader::with_seek(BufReader::with_capacity(64 * 1024, f), &what);
         let mut members = BTreeMap::new();
@@ -405,11 +504,20 @@ impl ArchiveBlobs {
             })?;
             members.insert(name, (reader.position(), h.size));
         }
-        let len = std::fs::metadata(path).map_err(|e| Error::io("read archive", path, e))?.len();
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io("read archive", path, e))?
+            .len();
         if let Some((name, _)) = members.iter().find(|(_, (o, s))| o + s > len) {
-            return Err(Error::Tar { what, offset: len, reason: format!("member `{name}` is truncated") });
+            return Err(Error::Tar {
+                what,
+                offset: len,
+                reason: format!("member `{name}` is truncated"),
+            });
         }
-        Ok(ArchiveBlobs { path: path.to_path_buf(), members })
+        Ok(ArchiveBlobs {
+            path: path.to_path_buf(),
+            members,
+        })
     }
 
     pub(crate) fn read_member(&self, name: &str) -> Result<Vec<u8>> {
@@ -435,12 +543,15 @@ impl Blobs for ArchiveBlobs {
             BlobLoc::Digest(d) => format!("blobs/sha256/{}", d.hex()),
             BlobLoc::Member(m) => crate::layer::normalize(m.as_bytes()).unwrap_or_default(),
         };
-        let &(offset, size) = self
-            .members
-            .get(&name)
-            .ok_or_else(|| Error::image(self.path.display().to_string(), format!("archive has no member `{name}`")))?;
+        let &(offset, size) = self.members.get(&name).ok_or_else(|| {
+            Error::image(
+                self.path.display().to_string(),
+                format!("archive has no member `{name}`"),
+            )
+        })?;
         let mut f = File::open(&self.path).map_err(|e| Error::io("open archive", &self.path, e))?;
-        f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek archive", &self.path, e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io("seek archive", &self.path, e))?;
         Ok(Box::new(BufReader::with_capacity(1 << 20, f.take(size))))
     }
 }
@@ -460,22 +571,38 @@ fn open_docker_archive(reference: ImageRef, path: &Path, name: Option<&str>) -> 
     if !blobs.has("manifest.json") {
         return Err(Error::image(&what, "missing: not a `docker save` archive"));
     }
-    let entries: Vec<DockerArchiveEntry> =
-        serde_json::from_slice(&blobs.read_member("manifest.json")?).map_err(|e| Error::json("read", &what, e))?;
+    let entries: Vec<DockerArchiveEntry> = serde_json::from_slice(&blobs.read_member("manifest.json")?)
+        .map_err(|e| Error::json("read", &what, e))?;
     let entry = match name {
-        Some(n) => entries.iter().find(|e| e.repo_tags.as_ref().is_some_and(|t| t.iter().any(|t| t == n))),
+        Some(n) => entries
+            .iter()
+            .find(|e| e.repo_tags.as_ref().is_some_and(|t| t.iter().any(|t| t == n))),
         None if entries.len() == 1 => entries.first(),
         None => {
-            return Err(Error::image(&what, "holds several images; name one with `docker-archive:PATH:REPO:TAG`"));
+            return Err(Error::image(
+                &what,
+                "holds several images; name one with `docker-archive:PATH:REPO:TAG`",
+            ));
         }
     }
     .ok_or_else(|| Error::image(&what, format!("no image named `{}`", name.unwrap_or(""))))?;
     let config_bytes = blobs.read_member(&entry.config)?;
     // The config's file name is its digest (`<hex>.json` or `blobs/sha256/<hex>`): check it when it is.
-    let stem = entry.config.rsplit('/').next().unwrap_or("").trim_end_matches(".json");
+    let stem = entry
+        .config
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(".json");
     if let Ok(named) = format!("sha256:{stem}").parse::<Digest>() {
         let actual = Digest::of(&config_bytes);
-        digest::check(&format!("config {}", entry.config), &named, None, &actual, config_bytes.len() as u64)?;
+        digest::check(
+            &format!("config {}", entry.config),
+            &named,
+            None,
+            &actual,
+            config_bytes.len() as u64,
+        )?;
     }
     let config: ImageConfiguration =
         serde_json::from_slice(&config_bytes).map_err(|e| Error::json("read config", &entry.config, e))?;
@@ -483,7 +610,11 @@ fn open_docker_archive(reference: ImageRef, path: &Path, name: Option<&str>) -> 
     if diff_ids.len() != entry.layers.len() {
         return Err(Error::image(
             &what,
-            format!("{} layers but the config lists {} diff_ids", entry.layers.len(), diff_ids.len()),
+            format!(
+                "{} layers but the config lists {} diff_ids",
+                entry.layers.len(),
+                diff_ids.len()
+            ),
         ));
     }
     let layers = entry
@@ -498,7 +629,14 @@ fn open_docker_archive(reference: ImageRef, path: &Path, name: Option<&str>) -> 
             location: BlobLoc::Member(m.clone()),
         })
         .collect();
-    Ok(SourceImage { reference, manifest_digest: None, config_bytes, config, layers, blobs })
+    Ok(SourceImage {
+        reference,
+        manifest_digest: None,
+        config_bytes,
+        config,
+        layers,
+        blobs,
+    })
 }
 
 fn open_registry(reference: ImageRef, r: &RegistryRef, opts: &ReadOptions) -> Result<SourceImage> {

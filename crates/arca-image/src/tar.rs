@@ -82,7 +82,12 @@ fn parse_octal_or_binary(field: &[u8]) -> Option<u64> {
         }
         return Some(v);
     }
-    let s: Vec<u8> = field.iter().copied().skip_while(|&b| b == b' ').take_while(|&b| b != 0 && b != b' ').collect();
+    let s: Vec<u8> = field
+        .iter()
+        .copied()
+        .skip_while(|&b| b == b' ')
+        .take_while(|&b| b != 0 && b != b' ')
+        .collect();
     if s.is_empty() {
         return Some(0);
     }
@@ -104,11 +109,24 @@ fn cstr(field: &[u8]) -> &[u8] {
 impl<R: Read> TarReader<R> {
     /// Reads a tar stream; `what` names it in errors (e.g. "layer 2 (sha256:…)").
     pub(crate) fn new(inner: R, what: impl Into<String>) -> Self {
-        TarReader { inner, what: what.into(), pos: 0, remaining: 0, padding: 0, done: false, zero_end: false, seek: None }
+        TarReader {
+            inner,
+            what: what.into(),
+            pos: 0,
+            remaining: 0,
+            padding: 0,
+            done: false,
+            zero_end: false,
+            seek: None,
+        }
     }
 
     fn err(&self, offset: u64, reason: impl Into<String>) -> Error {
-        Error::Tar { what: self.what.clone(), offset, reason: reason.into() }
+        Error::Tar {
+            what: self.what.clone(),
+            offset,
+            reason: reason.into(),
+        }
     }
 
     fn read_exact_counted(&mut self, buf: &mut [u8]) -> Result<bool> {
@@ -139,7 +157,10 @@ impl<R: Read> TarReader<R> {
         let mut buf = [0u8; 8192];
         while n > 0 {
             let want = usize::try_from(n.min(buf.len() as u64)).unwrap_or(buf.len());
-            let got = self.inner.read(&mut buf[..want]).map_err(|e| Error::stream("read tar", self.what.clone(), e))?;
+            let got = self
+                .inner
+                .read(&mut buf[..want])
+                .map_err(|e| Error::stream("read tar", self.what.clone(), e))?;
             if got == 0 {
                 return Err(self.err(self.pos, "truncated entry data"));
             }
@@ -160,14 +181,20 @@ impl<R: Read> TarReader<R> {
     /// Reads an extension header's payload (bounded).
     fn read_extension(&mut self, size: u64, kind: &str) -> Result<Vec<u8>> {
         if size > MAX_EXTENSION {
-            return Err(self.err(self.pos, format!("{kind} extension header of {size} bytes exceeds the limit of {MAX_EXTENSION}")));
+            return Err(self.err(
+                self.pos,
+                format!("{kind} extension header of {size} bytes exceeds the limit of {MAX_EXTENSION}"),
+            ));
         }
         let len = usize::try_from(size).map_err(|_| self.err(self.pos, "extension size"))?;
         let padded = len.div_ceil(BLOCK) * BLOCK;
         let mut buf = vec![0u8; padded];
         let mut filled = 0;
         while filled < padded {
-            let n = self.inner.read(&mut buf[filled..]).map_err(|e| Error::stream("read tar", self.what.clone(), e))?;
+            let n = self
+                .inner
+                .read(&mut buf[filled..])
+                .map_err(|e| Error::stream("read tar", self.what.clone(), e))?;
             if n == 0 {
                 return Err(self.err(self.pos, format!("truncated {kind} extension header")));
             }
@@ -208,7 +235,8 @@ impl<R: Read> TarReader<R> {
             }
             self.check_checksum(&block, here)?;
             raw.extend_from_slice(&block);
-            let size = parse_octal_or_binary(&block[124..136]).ok_or_else(|| self.err(here, "invalid size field"))?;
+            let size = parse_octal_or_binary(&block[124..136])
+                .ok_or_else(|| self.err(here, "invalid size field"))?;
             let typeflag = block[156];
             match typeflag {
                 b'L' => {
@@ -248,7 +276,9 @@ impl<R: Read> TarReader<R> {
                 b'5' => Kind::Directory,
                 b'6' => Kind::Fifo,
                 b'S' => return Err(self.err(here, "GNU sparse files are not supported in layers")),
-                other => return Err(self.err(here, format!("unsupported entry type {:?}", char::from(other)))),
+                other => {
+                    return Err(self.err(here, format!("unsupported entry type {:?}", char::from(other))))
+                }
             };
             let ustar = &block[257..263] == b"ustar\0";
             let mut name = cstr(&block[0..100]).to_vec();
@@ -263,10 +293,15 @@ impl<R: Read> TarReader<R> {
             }
             let mut hdr = Header {
                 name: long_name.take().unwrap_or(name),
-                link: long_link.take().unwrap_or_else(|| cstr(&block[157..257]).to_vec()),
+                link: long_link
+                    .take()
+                    .unwrap_or_else(|| cstr(&block[157..257]).to_vec()),
                 kind,
-                mode: u32::try_from(parse_octal_or_binary(&block[100..108]).ok_or_else(|| self.err(here, "invalid mode"))? & 0o7777)
-                    .unwrap_or(0o644),
+                mode: u32::try_from(
+                    parse_octal_or_binary(&block[100..108]).ok_or_else(|| self.err(here, "invalid mode"))?
+                        & 0o7777,
+                )
+                .unwrap_or(0o644),
                 uid: parse_octal_or_binary(&block[108..116]).ok_or_else(|| self.err(here, "invalid uid"))?,
                 gid: parse_octal_or_binary(&block[116..124]).ok_or_else(|| self.err(here, "invalid gid"))?,
                 size,
@@ -327,7 +362,8 @@ impl<R: Read> TarReader<R> {
     }
 
     fn check_checksum(&self, block: &[u8; BLOCK], here: u64) -> Result<()> {
-        let stored = parse_octal_or_binary(&block[148..156]).ok_or_else(|| self.err(here, "invalid checksum field"))?;
+        let stored = parse_octal_or_binary(&block[148..156])
+            .ok_or_else(|| self.err(here, "invalid checksum field"))?;
         let mut unsigned: u64 = 0;
         let mut signed: i64 = 0;
         for (i, &b) in block.iter().enumerate() {
@@ -336,7 +372,10 @@ impl<R: Read> TarReader<R> {
             signed += i64::from(b as i8);
         }
         if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
-            return Err(self.err(here, format!("header checksum mismatch (stored {stored}, computed {unsigned})")));
+            return Err(self.err(
+                here,
+                format!("header checksum mismatch (stored {stored}, computed {unsigned})"),
+            ));
         }
         Ok(())
     }
@@ -347,14 +386,18 @@ impl<R: Read> TarReader<R> {
         let mut total = 0;
         while self.remaining > 0 {
             let want = usize::try_from(self.remaining.min(buf.len() as u64)).unwrap_or(buf.len());
-            let got = self.inner.read(&mut buf[..want]).map_err(|e| Error::stream("read tar", self.what.clone(), e))?;
+            let got = self
+                .inner
+                .read(&mut buf[..want])
+                .map_err(|e| Error::stream("read tar", self.what.clone(), e))?;
             if got == 0 {
                 return Err(self.err(self.pos, "truncated entry data"));
             }
             self.pos += got as u64;
             self.remaining -= got as u64;
             total += got as u64;
-            out.write_all(&buf[..got]).map_err(|e| Error::stream("copy tar entry", self.what.clone(), e))?;
+            out.write_all(&buf[..got])
+                .map_err(|e| Error::stream("copy tar entry", self.what.clone(), e))?;
         }
         Ok(total)
     }
@@ -362,7 +405,8 @@ impl<R: Read> TarReader<R> {
     /// Reads the rest of the stream after the end-of-archive marker and discards it (so a hashing reader
     /// below sees every byte, as the blob's digest covers them).
     pub(crate) fn drain(&mut self) -> Result<()> {
-        io::copy(&mut self.inner, &mut io::sink()).map_err(|e| Error::stream("read tar", self.what.clone(), e))?;
+        io::copy(&mut self.inner, &mut io::sink())
+            .map_err(|e| Error::stream("read tar", self.what.clone(), e))?;
         Ok(())
     }
 
@@ -413,7 +457,10 @@ impl<R: Read> Read for EntryData<'_, R> {
         let want = usize::try_from(self.r.remaining.min(buf.len() as u64)).unwrap_or(buf.len());
         let got = self.r.inner.read(&mut buf[..want])?;
         if got == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated entry data"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "truncated entry data",
+            ));
         }
         self.r.pos += got as u64;
         self.r.remaining -= got as u64;
@@ -427,7 +474,10 @@ fn parse_pax(mut data: &[u8]) -> std::result::Result<Vec<(String, Vec<u8>)>, Str
         if data.iter().all(|&b| b == 0) {
             break;
         }
-        let sp = data.iter().position(|&b| b == b' ').ok_or("PAX record without a length")?;
+        let sp = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or("PAX record without a length")?;
         let len: usize = std::str::from_utf8(&data[..sp])
             .ok()
             .and_then(|s| s.parse().ok())
@@ -436,7 +486,10 @@ fn parse_pax(mut data: &[u8]) -> std::result::Result<Vec<(String, Vec<u8>)>, Str
             return Err("PAX record length out of bounds".into());
         }
         let rec = &data[sp + 1..len - 1];
-        let eq = rec.iter().position(|&b| b == b'=').ok_or("PAX record without `=`")?;
+        let eq = rec
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or("PAX record without `=`")?;
         let key = String::from_utf8(rec[..eq].to_vec()).map_err(|_| "PAX key is not UTF-8")?;
         out.push((key, rec[eq + 1..].to_vec()));
         data = &data[len..];
@@ -556,7 +609,13 @@ pub(crate) fn write_header(out: &mut (impl Write + ?Sized), h: &Header, size: u6
             pax_extra: Vec::new(),
             raw: Vec::new(),
         };
-        out.write_all(&ustar_block(&pax_header.name, b"", b'x', &pax_header, records.len() as u64))?;
+        out.write_all(&ustar_block(
+            &pax_header.name,
+            b"",
+            b'x',
+            &pax_header,
+            records.len() as u64,
+        ))?;
         out.write_all(&records)?;
         write_padding(out, records.len() as u64)?;
     }
@@ -624,7 +683,10 @@ mod tests {
         let a = r.next_header().unwrap().unwrap();
         assert_eq!(a.name, long.as_bytes());
         assert_eq!(a.mode, 0o755);
-        assert_eq!(a.pax_extra, vec![("SCHILY.xattr.user.x".to_string(), b"v".to_vec())]);
+        assert_eq!(
+            a.pax_extra,
+            vec![("SCHILY.xattr.user.x".to_string(), b"v".to_vec())]
+        );
         let mut data = Vec::new();
         r.copy_data(&mut data).unwrap();
         assert_eq!(data, b"hello");
@@ -636,9 +698,14 @@ mod tests {
 
     #[test]
     fn the_system_tar_reads_our_headers() {
-        let Some(tar) = arca_testkit::require_tool("tar") else { return };
+        let Some(tar) = arca_testkit::require_tool("tar") else {
+            return;
+        };
         let long = format!("a/{}/f", "x".repeat(150));
-        let bytes = build(&[(Header::new("a/", Kind::Directory, 0o755), b""), (Header::new(&long, Kind::File, 0o600), b"data")]);
+        let bytes = build(&[
+            (Header::new("a/", Kind::Directory, 0o755), b""),
+            (Header::new(&long, Kind::File, 0o600), b"data"),
+        ]);
         let out = std::process::Command::new(tar)
             .arg("-tv")
             .arg("-f")
@@ -673,11 +740,19 @@ mod tests {
         let mut bytes = build(&[(Header::new("f", Kind::File, 0o644), b"0123456789")]);
         let mut flipped = bytes.clone();
         flipped[0] = b'g';
-        assert!(TarReader::new(&flipped[..], "x").next_header().unwrap_err().to_string().contains("checksum"));
+        assert!(TarReader::new(&flipped[..], "x")
+            .next_header()
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
         bytes.truncate(BLOCK + 5);
         let mut r = TarReader::new(&bytes[..], "x");
         r.next_header().unwrap().unwrap();
-        assert!(r.copy_data(&mut Vec::new()).unwrap_err().to_string().contains("truncated"));
+        assert!(r
+            .copy_data(&mut Vec::new())
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
     }
 
     #[test]

@@ -9,6 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod registry;
+pub use registry::{free_port, Registry, REGISTRY_PASSWORD, REGISTRY_USER};
+
 /// True when missing external tools must fail tests instead of skipping them.
 pub fn strict() -> bool {
     std::env::var_os("ARCA_TEST_STRICT").is_some_and(|v| v == "1")
@@ -51,7 +54,8 @@ pub fn which(tool: &str) -> Option<PathBuf> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The repository's `testdata/` directory (vectors copied from public sources, with their notes).

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use arca_enclave::{CoordinatorPolicy, Engine};
-use arca_image::{Compression, ConvertReport, Credentials, ImageRef, Platform, ReadOptions, SourceImage, WriteOptions};
+use arca_image::{
+    Compression, ConvertReport, Credentials, ImageRef, Platform, ReadOptions, SourceImage, WriteOptions,
+};
 use clap::Args;
 use serde::Serialize;
 
@@ -163,8 +165,9 @@ fn progress_bar() -> Bar {
         indicatif::ProgressDrawTarget::hidden()
     };
     let bar = indicatif::ProgressBar::with_draw_target(None, target);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:24} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} {wide_bar}")
-    {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:24} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} {wide_bar}",
+    ) {
         bar.set_style(style);
     }
     Bar(bar)
@@ -180,14 +183,23 @@ pub(crate) fn parse_size(s: &str) -> anyhow::Result<u64> {
         Some((i, 'T' | 't')) => (&t[..i], 1 << 40),
         _ => (t, 1),
     };
-    let n: u64 = num.parse().with_context(|| format!("invalid size `{s}` (e.g. 256M, 1G)"))?;
-    n.checked_mul(mul).with_context(|| format!("size `{s}` is too large"))
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("invalid size `{s}` (e.g. 256M, 1G)"))?;
+    n.checked_mul(mul)
+        .with_context(|| format!("size `{s}` is too large"))
 }
 
 fn parse_date(s: &str) -> anyhow::Result<u32> {
     let parts: Vec<&str> = s.split('-').collect();
-    let [y, m, d] = parts.as_slice() else { bail!("--date `{s}`: expected YYYY-MM-DD") };
-    Ok(arca_sgx::SigstructFields::bcd_date(y.parse()?, m.parse()?, d.parse()?)?)
+    let [y, m, d] = parts.as_slice() else {
+        bail!("--date `{s}`: expected YYYY-MM-DD")
+    };
+    Ok(arca_sgx::SigstructFields::bcd_date(
+        y.parse()?,
+        m.parse()?,
+        d.parse()?,
+    )?)
 }
 
 fn package_name(dst: &ImageRef, explicit: Option<&str>) -> String {
@@ -197,15 +209,40 @@ fn package_name(dst: &ImageRef, explicit: Option<&str>) -> String {
     let raw = match dst {
         ImageRef::Registry(r) => r.repository.rsplit('/').next().unwrap_or("app").to_string(),
         ImageRef::Oci { dir, tag } | ImageRef::OciArchive { path: dir, tag } => {
-            tag.clone().unwrap_or_else(|| dir.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+            tag.clone().unwrap_or_else(|| {
+                dir.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
         }
         ImageRef::DockerArchive { path, name } => name
             .as_ref()
-            .map(|n| n.split(':').next().unwrap_or(n).rsplit('/').next().unwrap_or(n).to_string())
-            .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()),
+            .map(|n| {
+                n.split(':')
+                    .next()
+                    .unwrap_or(n)
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(n)
+                    .to_string()
+            })
+            .unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }),
         _ => String::new(),
     };
-    let cleaned: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    let cleaned: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     if cleaned.is_empty() {
         "app".into()
     } else {
@@ -224,8 +261,15 @@ fn write_new_key(path: &Path) -> anyhow::Result<arca_pfs::Key> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("--pf-key-out {}: creating the key file (it must not exist yet)", path.display()))?;
-    f.write_all(&key).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", path.display()))?;
+        .with_context(|| {
+            format!(
+                "--pf-key-out {}: creating the key file (it must not exist yet)",
+                path.display()
+            )
+        })?;
+    f.write_all(&key)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(arca_pfs::Key::from_bytes(key))
 }
 
@@ -239,17 +283,24 @@ pub(crate) fn convert(ctx: Ctx, a: ConvertArgs) -> anyhow::Result<i32> {
              statically linked launcher executable (check with `file`: \"statically linked\" or \"static-pie linked\")"
         );
     };
-    let launcher = fs::read(launcher_path).with_context(|| format!("reading --launcher {}", launcher_path.display()))?;
-    arca_enclave::inspect_launcher(&launcher).with_context(|| format!("--launcher {}", launcher_path.display()))?;
-    let key_pem = fs::read_to_string(&a.sign_key).with_context(|| format!("reading --sign-key {}", a.sign_key.display()))?;
-    let signer = arca_sgx::SigningKey::from_pem(&key_pem).with_context(|| format!("--sign-key {}", a.sign_key.display()))?;
-    let encrypt: Vec<arca_image::EncryptPath> = a.encrypt.iter().map(|e| e.parse()).collect::<Result<_, _>>()?;
+    let launcher =
+        fs::read(launcher_path).with_context(|| format!("reading --launcher {}", launcher_path.display()))?;
+    arca_enclave::inspect_launcher(&launcher)
+        .with_context(|| format!("--launcher {}", launcher_path.display()))?;
+    let key_pem = fs::read_to_string(&a.sign_key)
+        .with_context(|| format!("reading --sign-key {}", a.sign_key.display()))?;
+    let signer = arca_sgx::SigningKey::from_pem(&key_pem)
+        .with_context(|| format!("--sign-key {}", a.sign_key.display()))?;
+    let encrypt: Vec<arca_image::EncryptPath> =
+        a.encrypt.iter().map(|e| e.parse()).collect::<Result<_, _>>()?;
     if !encrypt.is_empty() && a.pf_key.is_none() && a.pf_key_out.is_none() {
         bail!("--encrypt needs the protected-files key: --pf-key FILE (16 raw bytes) or --pf-key-out FILE (generated)");
     }
     let coordinator = match &a.coordinator_policy {
-        Some(p) => CoordinatorPolicy::from_toml(&fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
-            .with_context(|| format!("--coordinator-policy {}", p.display()))?,
+        Some(p) => CoordinatorPolicy::from_toml(
+            &fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("--coordinator-policy {}", p.display()))?,
         None => CoordinatorPolicy::development(),
     };
     let platform: Platform = a.platform.parse()?;
@@ -267,7 +318,10 @@ pub(crate) fn convert(ctx: Ctx, a: ConvertArgs) -> anyhow::Result<i32> {
         None if matches!(dst_ref, Some(ImageRef::DockerArchive { .. })) => Compression::None,
         None => Compression::Gzip,
     };
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let src_creds: Option<Credentials> = a.src_creds.as_deref().map(str::parse).transpose()?;
     let dest_creds: Option<Credentials> = a.dest_creds.as_deref().map(str::parse).transpose()?;
     let pf_key = match &a.pf_key {
@@ -275,7 +329,11 @@ pub(crate) fn convert(ctx: Ctx, a: ConvertArgs) -> anyhow::Result<i32> {
         None => None,
     };
 
-    let read = ReadOptions { platform, credentials: src_creds, insecure: a.insecure_registry };
+    let read = ReadOptions {
+        platform,
+        credentials: src_creds,
+        insecure: a.insecure_registry,
+    };
     let image = SourceImage::open(&src, &read).with_context(|| format!("reading {src}"))?;
     let (pf_key, key_written) = match (&pf_key, &a.pf_key_out) {
         (Some(_), _) => (pf_key, None),
@@ -303,7 +361,15 @@ pub(crate) fn convert(ctx: Ctx, a: ConvertArgs) -> anyhow::Result<i32> {
         jobs,
         progress: &bar,
     };
-    let result = run_conversion(&image, &opts, engine, &a.dst, dst_ref.as_ref(), dest_creds, a.insecure_registry);
+    let result = run_conversion(
+        &image,
+        &opts,
+        engine,
+        &a.dst,
+        dst_ref.as_ref(),
+        dest_creds,
+        a.insecure_registry,
+    );
     bar.0.finish_and_clear();
     let (report, digest, layers, gramine) = match result {
         Ok(r) => r,
@@ -354,34 +420,75 @@ pub(crate) fn convert(ctx: Ctx, a: ConvertArgs) -> anyhow::Result<i32> {
     ctx.emit(&json, |out| {
         match &json.image_digest {
             Some(d) => writeln!(out, "Converted {} -> {} ({d})", json.source, json.destination)?,
-            None => writeln!(out, "Converted {} -> Gramine build context {}", json.source, json.destination)?,
+            None => writeln!(
+                out,
+                "Converted {} -> Gramine build context {}",
+                json.source, json.destination
+            )?,
         }
-        let label = if gramine.is_some() { "MRENCLAVE (sim layout; Gramine's comes from gramine-sgx-sign)" } else { "MRENCLAVE" };
+        let label = if gramine.is_some() {
+            "MRENCLAVE (sim layout; Gramine's comes from gramine-sgx-sign)"
+        } else {
+            "MRENCLAVE"
+        };
         writeln!(out, "  {label:<10} {}", report.mrenclave)?;
         writeln!(out, "  MRSIGNER   {}", report.mrsigner)?;
-        writeln!(out, "  ISVPRODID  {}   ISVSVN {}   DEBUG {}", report.isvprodid, report.isvsvn, if report.debug { "yes" } else { "no" })?;
+        writeln!(
+            out,
+            "  ISVPRODID  {}   ISVSVN {}   DEBUG {}",
+            report.isvprodid,
+            report.isvsvn,
+            if report.debug { "yes" } else { "no" }
+        )?;
         writeln!(out, "  exec       {}", report.exec)?;
-        writeln!(out, "  trusted    {} files (list sha256 {})", report.trusted_files, report.trusted_list_sha256)?;
+        writeln!(
+            out,
+            "  trusted    {} files (list sha256 {})",
+            report.trusted_files, report.trusted_list_sha256
+        )?;
         for m in &report.protected {
             writeln!(out, "  encrypted  {} (key `{}`)", m.path, m.key)?;
         }
         if !report.protected.is_empty() {
-            writeln!(out, "  {} files encrypted; layers rewritten: {:?}", report.encrypted_files, report.rewritten_layers)?;
+            writeln!(
+                out,
+                "  {} files encrypted; layers rewritten: {:?}",
+                report.encrypted_files, report.rewritten_layers
+            )?;
         }
         if let Some(k) = &json.pf_key_out {
-            writeln!(out, "  protected-files key written to {k} (mode 0600; keep it out of the image)")?;
+            writeln!(
+                out,
+                "  protected-files key written to {k} (mode 0600; keep it out of the image)"
+            )?;
         }
         writeln!(out, "  layers     {} ({} compression)", layers, json.compression)?;
-        writeln!(out, "\nPackages entry for the coordinator manifest (survives launcher rebuilds):")?;
-        writeln!(out, "{}", serde_json::to_string_pretty(&packages).unwrap_or_default())?;
+        writeln!(
+            out,
+            "\nPackages entry for the coordinator manifest (survives launcher rebuilds):"
+        )?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&packages).unwrap_or_default()
+        )?;
         writeln!(out, "Pinned to this exact build instead:")?;
-        writeln!(out, "{}", serde_json::to_string_pretty(&packages_unique).unwrap_or_default())?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&packages_unique).unwrap_or_default()
+        )?;
         Ok(())
     })?;
     Ok(exit::OK)
 }
 
-type Converted = (ConvertReport, Option<arca_image::Digest>, usize, Option<arca_image::GramineContext>);
+type Converted = (
+    ConvertReport,
+    Option<arca_image::Digest>,
+    usize,
+    Option<arca_image::GramineContext>,
+);
 
 fn run_conversion(
     image: &SourceImage,
@@ -396,17 +503,30 @@ fn run_conversion(
         (Engine::Sim, Some(dst_ref)) => {
             let near = match dst_ref {
                 ImageRef::Oci { dir, .. } => Some(dir.join("x")),
-                ImageRef::OciArchive { path, .. } | ImageRef::DockerArchive { path, .. } => Some(path.clone()),
+                ImageRef::OciArchive { path, .. } | ImageRef::DockerArchive { path, .. } => {
+                    Some(path.clone())
+                }
                 _ => None,
             };
-            let staging = arca_image::Staging::new(near.as_deref()).context("creating the staging directory")?;
-            let (staged, report) = arca_image::convert(image, opts, &staging).with_context(|| format!("converting {}", image.reference))?;
-            let written = arca_image::write_image(&staging, &staged, dst_ref, &WriteOptions { credentials: dest_creds, insecure })
-                .with_context(|| format!("writing {dst_ref}"))?;
+            let staging =
+                arca_image::Staging::new(near.as_deref()).context("creating the staging directory")?;
+            let (staged, report) = arca_image::convert(image, opts, &staging)
+                .with_context(|| format!("converting {}", image.reference))?;
+            let written = arca_image::write_image(
+                &staging,
+                &staged,
+                dst_ref,
+                &WriteOptions {
+                    credentials: dest_creds,
+                    insecure,
+                },
+            )
+            .with_context(|| format!("writing {dst_ref}"))?;
             Ok((report, Some(written.manifest_digest), staged.layers.len(), None))
         }
         _ => {
-            let ctx = arca_image::gramine_context(image, opts, Path::new(dst)).with_context(|| format!("writing the Gramine build context {dst}"))?;
+            let ctx = arca_image::gramine_context(image, opts, Path::new(dst))
+                .with_context(|| format!("writing the Gramine build context {dst}"))?;
             let report = ctx.0;
             Ok((report, None, image.layers.len() + 1, Some(ctx.1)))
         }
@@ -436,7 +556,11 @@ pub(crate) struct InspectArgs {
 
 fn open(image: &str, creds: Option<&str>, platform: &str) -> anyhow::Result<SourceImage> {
     let r: ImageRef = image.parse()?;
-    let read = ReadOptions { platform: platform.parse()?, credentials: creds.map(str::parse).transpose()?, insecure: false };
+    let read = ReadOptions {
+        platform: platform.parse()?,
+        credentials: creds.map(str::parse).transpose()?,
+        insecure: false,
+    };
     SourceImage::open(&r, &read).with_context(|| format!("reading {r}"))
 }
 
@@ -447,19 +571,48 @@ pub(crate) fn inspect(ctx: Ctx, a: InspectArgs) -> anyhow::Result<i32> {
         eprintln!("{}", CoordinatorPolicy::DEVELOPMENT_WARNING);
     }
     ctx.emit(&i, |out| {
-        writeln!(out, "Image      {}{}", i.reference, i.image_digest.map(|d| format!(" ({d})")).unwrap_or_default())?;
+        writeln!(
+            out,
+            "Image      {}{}",
+            i.reference,
+            i.image_digest.map(|d| format!(" ({d})")).unwrap_or_default()
+        )?;
         match &i.mrenclave {
             Some(m) => writeln!(out, "MRENCLAVE  {m}")?,
             None => writeln!(out, "MRENCLAVE  (cannot be recomputed)")?,
         }
         writeln!(out, "MRSIGNER   {}", i.mrsigner)?;
-        writeln!(out, "ISVPRODID  {}   ISVSVN {}   DEBUG {}", i.isvprodid, i.isvsvn, if i.debug { "yes" } else { "no" })?;
+        writeln!(
+            out,
+            "ISVPRODID  {}   ISVSVN {}   DEBUG {}",
+            i.isvprodid,
+            i.isvsvn,
+            if i.debug { "yes" } else { "no" }
+        )?;
         let m = &i.manifest;
         writeln!(out, "exec       {}", m.process.exec)?;
         writeln!(out, "argv       {:?}", m.process.argv)?;
-        writeln!(out, "workdir    {}   user {}", m.process.workdir, if m.process.user.is_empty() { "root" } else { &m.process.user })?;
-        writeln!(out, "enclave    size {} MiB, {} threads", m.enclave.size >> 20, m.enclave.threads)?;
-        writeln!(out, "launcher   {} bytes, sha256 {}", i.launcher_size, i.launcher_sha256)?;
+        writeln!(
+            out,
+            "workdir    {}   user {}",
+            m.process.workdir,
+            if m.process.user.is_empty() {
+                "root"
+            } else {
+                &m.process.user
+            }
+        )?;
+        writeln!(
+            out,
+            "enclave    size {} MiB, {} threads",
+            m.enclave.size >> 20,
+            m.enclave.threads
+        )?;
+        writeln!(
+            out,
+            "launcher   {} bytes, sha256 {}",
+            i.launcher_size, i.launcher_sha256
+        )?;
         writeln!(out, "trusted    {} files", i.trusted_files)?;
         for p in &m.files.protected {
             writeln!(out, "encrypted  {} (key `{}`)", p.path, p.key)?;
@@ -467,10 +620,20 @@ pub(crate) fn inspect(ctx: Ctx, a: InspectArgs) -> anyhow::Result<i32> {
         if !m.host.allow_env.is_empty() {
             writeln!(out, "host env   {}", m.host.allow_env.join(", "))?;
         }
-        writeln!(out, "coordinator {}", m.coordinator.to_toml().unwrap_or_default().replace('\n', " "))?;
+        writeln!(
+            out,
+            "coordinator {}",
+            m.coordinator.to_toml().unwrap_or_default().replace('\n', " ")
+        )?;
         writeln!(out, "Checks:")?;
         for c in &i.checks {
-            writeln!(out, "  [{}] {}: {}", if c.ok { "ok" } else { "FAILED" }, c.name, c.detail)?;
+            writeln!(
+                out,
+                "  [{}] {}: {}",
+                if c.ok { "ok" } else { "FAILED" },
+                c.name,
+                c.detail
+            )?;
         }
         Ok(())
     })?;
@@ -481,8 +644,8 @@ pub(crate) fn inspect(ctx: Ctx, a: InspectArgs) -> anyhow::Result<i32> {
 ///
 /// Compares the launchers, every enclave manifest field (argv, env, user, enclave settings, protected
 /// mounts, allowed host settings, coordinator policy) and the trusted-file lists file by file, and says
-/// which identity (MRENCLAVE or MRSIGNER) each difference changes. Exit code 0 when the identities are
-/// equal, 1 when they differ.
+/// which identity (MRENCLAVE or MRSIGNER) each difference changes. Exit code 0 whether or not they differ
+/// (`same_identity` in the JSON output says which).
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Examples:
@@ -502,12 +665,19 @@ pub(crate) struct DiffArgs {
 }
 
 pub(crate) fn diff(ctx: Ctx, a: DiffArgs) -> anyhow::Result<i32> {
-    let left = arca_image::inspect(&open(&a.left, a.creds.as_deref(), &a.platform)?).with_context(|| format!("inspecting {}", a.left))?;
-    let right = arca_image::inspect(&open(&a.right, a.creds.as_deref(), &a.platform)?).with_context(|| format!("inspecting {}", a.right))?;
+    let left = arca_image::inspect(&open(&a.left, a.creds.as_deref(), &a.platform)?)
+        .with_context(|| format!("inspecting {}", a.left))?;
+    let right = arca_image::inspect(&open(&a.right, a.creds.as_deref(), &a.platform)?)
+        .with_context(|| format!("inspecting {}", a.right))?;
     let d = arca_image::diff(&left, &right);
     ctx.emit(&d, |out| {
         let show = |m: &Option<arca_enclave::Mrenclave>| m.map_or("?".to_string(), |m| m.to_string());
-        writeln!(out, "MRENCLAVE  {}  {}", show(&d.left_mrenclave), show(&d.right_mrenclave))?;
+        writeln!(
+            out,
+            "MRENCLAVE  {}  {}",
+            show(&d.left_mrenclave),
+            show(&d.right_mrenclave)
+        )?;
         writeln!(out, "MRSIGNER   {}  {}", d.left_mrsigner, d.right_mrsigner)?;
         if d.same_identity {
             writeln!(out, "Same identity.")?;
