@@ -36,11 +36,13 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     // ── enclave identity (arca-sgx) ──
-
+    /// Enclave identity: MRENCLAVE of SGXS files, SIGSTRUCT signing, inspection and verification.
+    Sgx(cmd::sgx::SgxArgs),
     // ── attestation (arca-attest) ──
 
     // ── protected files (arca-pfs) ──
-
+    /// Protected files: encrypt, decrypt, check, mount (Gramine-compatible encrypted files).
+    Fs(cmd::fs::FsArgs),
     // ── images and conversion (arca-image, arca-enclave) ──
 
     // ── coordinator and its clients (arca-coordinator) ──
@@ -49,11 +51,11 @@ enum Command {
 fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
     match command {
         // ── enclave identity ──
-
+        Command::Sgx(args) => cmd::sgx::run(ctx, args),
         // ── attestation ──
 
         // ── protected files ──
-
+        Command::Fs(args) => cmd::fs::run(ctx, args),
         // ── images and conversion ──
 
         // ── coordinator ──
@@ -83,5 +85,8 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
