@@ -46,7 +46,8 @@ enum Command {
     // ── attestation (arca-attest) ──
 
     // ── protected files (arca-pfs) ──
-
+    /// Protected files: encrypt, decrypt, check, mount (Gramine-compatible encrypted files).
+    Fs(cmd::fs::FsArgs),
     // ── images and conversion (arca-image, arca-enclave) ──
 
     // ── coordinator and its clients (arca-coordinator) ──
@@ -61,7 +62,7 @@ fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
         // ── attestation ──
 
         // ── protected files ──
-
+        Command::Fs(args) => cmd::fs::run(ctx, args),
         // ── images and conversion ──
 
         // ── coordinator ──

@@ -8,6 +8,7 @@ pub(crate) mod sgx;
 // ── attestation (arca-attest) ──
 
 // ── protected files (arca-pfs) ──
+pub(crate) mod fs;
 
 // ── images and conversion (arca-image, arca-enclave) ──
 
