@@ -21,19 +21,27 @@ use crate::Error;
 /// How long the kernel may cache attributes and names (the shield is the only writer of its directory).
 pub(crate) const TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Mounts `fs` at `mountpoint` and serves it until unmounted (`fusermount3 -u`, `arca fs umount`).
+/// Mounts `fs` at `mountpoint`, calls `ready` once the mount is in place, and serves requests until the
+/// file system is unmounted (`fusermount3 -u`, `arca fs umount`).
 pub fn mount<FS: fuser::Filesystem>(
     fs: FS,
     mountpoint: &Path,
     name: &str,
     read_only: bool,
+    ready: impl FnOnce(),
 ) -> Result<(), Error> {
     let options = mount_options(name, read_only);
-    fuser::mount2(fs, mountpoint, &options)
-        .map_err(|e| Error::io("mounting the FUSE shield", &mountpoint.display().to_string(), e))
+    let shown = mountpoint.display().to_string();
+    let mut session = fuser::Session::new(fs, mountpoint, &options)
+        .map_err(|e| Error::io("mounting the FUSE shield", &shown, e))?;
+    ready();
+    session
+        .run()
+        .map_err(|e| Error::io("serving the FUSE shield", &shown, e))
 }
 
-/// Mounts `fs` at `mountpoint` on a background thread; unmounted when the returned session is dropped.
+/// Mounts `fs` at `mountpoint` on a background thread; unmounted when the returned session is dropped (or
+/// joined).
 pub fn spawn<FS: fuser::Filesystem + Send + 'static>(
     fs: FS,
     mountpoint: &Path,
