@@ -189,6 +189,36 @@ pub enum Error {
         /// Every problem found.
         violations: Vec<crate::trusted::Violation>,
     },
+    /// An older version of a volume or of a file was presented (rollback).
+    #[error("rollback detected: {what}")]
+    Rollback {
+        /// What is older than it should be.
+        what: String,
+    },
+    /// A file is not recorded in its volume's state (injected, or copied from another volume).
+    #[error("file {file} is not recorded in the volume state (injected or copied from elsewhere)")]
+    UnrecordedFile {
+        /// Volume-relative path.
+        file: String,
+    },
+    /// The volume state is newer than the counter by more than one commit: the counter was reset or replaced.
+    #[error("volume {}: state version {version} is ahead of the counter ({counter}): the counter was reset or replaced", volume.display())]
+    CounterBehind {
+        /// The volume directory.
+        volume: PathBuf,
+        /// State version.
+        version: u64,
+        /// Counter value.
+        counter: u64,
+    },
+    /// The local counter file is unusable.
+    #[error("rollback counter {}: {reason}", path.display())]
+    CounterFile {
+        /// The counter file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -209,6 +239,9 @@ impl Error {
                 | Self::Truncated { .. }
                 | Self::NodeAuth { .. }
                 | Self::TrustedFilesRejected { .. }
+                | Self::Rollback { .. }
+                | Self::UnrecordedFile { .. }
+                | Self::CounterBehind { .. }
         )
     }
 

@@ -133,7 +133,25 @@ pub struct ProtectedFile<S: Storage> {
     clock: u64,
     cache_nodes: usize,
     rand_pool: Zeroizing<Vec<u8>>,
+    flush_hook: Option<FlushHook>,
 }
+
+/// What a flush is about to commit, given to a [`FlushHook`] before any node of the flush is written.
+#[derive(Debug)]
+pub struct FlushEvent<'a> {
+    /// The file's bound path.
+    pub bound_path: &'a BoundPath,
+    /// The root MAC the storage holds now (`None`: the file has never been written).
+    pub previous_root_mac: Option<[u8; KEY_SIZE]>,
+    /// The root MAC the storage will hold when the flush completes.
+    pub new_root_mac: [u8; KEY_SIZE],
+    /// The flush was asked to be durable (`sync`).
+    pub durable: bool,
+}
+
+/// Called by every flush once the new root MAC is known and before anything is written; an error aborts the
+/// flush. The rollback store ([`crate::Volume`]) records the new MAC here.
+pub type FlushHook = Box<dyn FnMut(&FlushEvent<'_>) -> Result<(), Error> + Send>;
 
 impl<S: Storage> std::fmt::Debug for ProtectedFile<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,15 +167,15 @@ fn det_key(kdk: &Key) -> Key {
 }
 
 impl<S: Storage> ProtectedFile<S> {
-    /// Creates an empty protected file bound to `path`, discarding whatever `storage` held.
+    /// Creates an empty protected file bound to `path`, discarding whatever `storage` held. The metadata node
+    /// is written by the first flush (at the latest on drop).
     pub fn create(mut storage: S, key: &Key, path: &BoundPath, options: &Options) -> Result<Self, Error> {
         storage
             .set_len(0)
             .map_err(|e| Error::io("emptying the storage", path.as_str(), e))?;
         let mut me = Self::blank(storage, key, path, options);
+        // Nothing is written until the first flush, so a flush hook set right after `create` sees it.
         me.md_dirty = true;
-        me.flush()?;
-        me.opened = me.info();
         Ok(me)
     }
 
@@ -200,6 +218,7 @@ impl<S: Storage> ProtectedFile<S> {
             clock: 0,
             cache_nodes: options.cache_nodes.max(8),
             rand_pool: Zeroizing::new(Vec::new()),
+            flush_hook: None,
         }
     }
 
@@ -296,6 +315,11 @@ impl<S: Storage> ProtectedFile<S> {
             root_mac: header.tag,
         };
         Ok(me)
+    }
+
+    /// Sets the hook every later flush calls before writing (see [`FlushHook`]).
+    pub fn set_flush_hook(&mut self, hook: FlushHook) {
+        self.flush_hook = Some(hook);
     }
 
     /// The plaintext size.
@@ -810,10 +834,21 @@ impl<S: Storage> ProtectedFile<S> {
         if n_mht == 0 {
             self.root = Entry::default();
         }
-        self.write_runs(&mut writes)?;
 
-        // 4. The metadata node, last.
-        let node = self.seal_metadata()?;
+        // 4. Seal the metadata, let the hook record the new root MAC, then write the nodes and the metadata
+        //    node last.
+        let previous = (self.disk_len > 0).then_some(self.root_mac);
+        let (node, new_mac) = self.seal_metadata()?;
+        if let Some(hook) = self.flush_hook.as_mut() {
+            hook(&FlushEvent {
+                bound_path: &self.path,
+                previous_root_mac: previous,
+                new_root_mac: new_mac,
+                durable,
+            })?;
+        }
+        self.root_mac = new_mac;
+        self.write_runs(&mut writes)?;
         self.st()
             .write_at(0, &node[..])
             .map_err(|e| Error::io("writing the metadata node", &name, e))?;
@@ -864,7 +899,7 @@ impl<S: Storage> ProtectedFile<S> {
         Ok(())
     }
 
-    fn seal_metadata(&mut self) -> Result<Zeroizing<[u8; NODE_SIZE]>, Error> {
+    fn seal_metadata(&mut self) -> Result<(Zeroizing<[u8; NODE_SIZE]>, [u8; KEY_SIZE]), Error> {
         let mut blob = Zeroizing::new([0u8; BLOB_SIZE]);
         blob[..self.path.as_str().len()].copy_from_slice(self.path.as_str().as_bytes());
         blob[BLOB_OFF_SIZE..BLOB_OFF_SIZE + 8].copy_from_slice(&self.size.to_le_bytes());
@@ -890,8 +925,7 @@ impl<S: Storage> ProtectedFile<S> {
         node[OFF_TAG..OFF_TAG + KEY_SIZE].copy_from_slice(&tag);
         node[OFF_FLAGS_V2] = 0;
         node[OFF_BLOB_V2..OFF_BLOB_V2 + BLOB_SIZE].copy_from_slice(&blob[..]);
-        self.root_mac = tag;
-        Ok(node)
+        Ok((node, tag))
     }
 }
 

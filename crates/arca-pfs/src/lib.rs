@@ -44,16 +44,19 @@ pub use error::Error;
 mod file;
 mod format;
 mod path;
+mod rollback;
+pub mod shield;
 mod storage;
 mod trusted;
 mod whole;
 
 pub use error::NodeKind;
-pub use file::{FileInfo, NodeKeys, Options, ProtectedFile};
+pub use file::{FileInfo, FlushEvent, FlushHook, NodeKeys, Options, ProtectedFile};
 pub use format::{
     protected_size, FormatVersion, CHILDREN_PER_MHT, DATA_PER_MHT, MAX_PATH_LEN, MD_DATA_SIZE, NODE_SIZE,
 };
 pub use path::BoundPath;
+pub use rollback::{is_internal_name, FileCounter, MonotonicCounter, Volume, STATE_FILE};
 pub use storage::{HostFile, Storage, StreamStorage};
 pub use trusted::{hash_file, AllowList, Sha256Digest, TrustedList, VerifyReport, Violation};
 pub use whole::{decrypt_bytes, decrypt_stream, encrypt_bytes, encrypt_stream};

@@ -355,13 +355,18 @@ impl TrustedList {
     /// Lazy verification of one file at image path `path` under `root`: it must be listed and hash to its
     /// listed value.
     pub fn verify_file(&self, root: &Path, path: &str) -> Result<(), Error> {
+        self.verify_host_file(path, &root.join(path.trim_start_matches('/')))
+    }
+
+    /// Lazy verification of the file listed as `path`, read from `host`.
+    pub fn verify_host_file(&self, path: &str, host: &Path) -> Result<(), Error> {
         let expected = self
             .entries
             .get(path)
             .ok_or_else(|| Error::TrustedFilesRejected {
                 violations: vec![Violation::Unlisted { path: path.into() }],
             })?;
-        check_one(root, path, expected)
+        check_host(host, path, expected)
             .map(|_| ())
             .map_err(|v| Error::TrustedFilesRejected { violations: vec![v] })
     }
@@ -378,12 +383,15 @@ fn check_list_path(path: &str, line: usize) -> Result<(), Error> {
 }
 
 fn check_one(root: &Path, path: &str, expected: &Sha256Digest) -> Result<u64, Violation> {
-    let host = root.join(path.trim_start_matches('/'));
-    match std::fs::symlink_metadata(&host) {
+    check_host(&root.join(path.trim_start_matches('/')), path, expected)
+}
+
+fn check_host(host: &Path, path: &str, expected: &Sha256Digest) -> Result<u64, Violation> {
+    match std::fs::symlink_metadata(host) {
         Ok(m) if m.is_file() => {}
         _ => return Err(Violation::Missing { path: path.into() }),
     }
-    let (found, n) = hash_file(&host).map_err(|e| Violation::Unreadable {
+    let (found, n) = hash_file(host).map_err(|e| Violation::Unreadable {
         path: path.into(),
         reason: e.to_string(),
     })?;

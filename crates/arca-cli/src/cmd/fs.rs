@@ -45,6 +45,62 @@ enum FsCommand {
     /// Verify protected files (every node) without writing the plaintext; exit code 3 if one is refused.
     #[command(after_help = "Example:\n  arca fs check --key pf.key --any-path enc/*.bin")]
     Check(CheckArgs),
+    /// Mount the FUSE shield: a plaintext read-write view of a protected directory (with rollback
+    /// protection), or with --trusted-list a read-only view that refuses files whose hash does not match.
+    /// Runs in the foreground until unmounted.
+    #[command(after_help = "\
+Examples:
+  arca fs mount --key pf.key /srv/enc /mnt/plain &
+  sqlite3 /mnt/plain/app.db 'create table t(x)'
+  arca fs umount /mnt/plain
+
+  arca fs mount --trusted-list rootfs/arca/trusted.list rootfs/app /mnt/app --image-prefix /app
+
+The volume's rollback state is bound to a counter file (default: DIR.arca-counter beside the directory; keep
+it outside the volume). Needs /dev/fuse and CAP_SYS_ADMIN (or fusermount3).")]
+    Mount(MountArgs),
+    /// Unmount a shield mounted with `arca fs mount` (fusermount3 -u).
+    #[command(after_help = "Example:\n  arca fs umount /mnt/plain")]
+    Umount(UmountArgs),
+}
+
+#[derive(Args, Debug)]
+struct MountArgs {
+    /// File holding the 16 raw key bytes (encrypted view).
+    #[arg(long, value_name = "KEYFILE", required_unless_present = "trusted_list")]
+    key: Option<PathBuf>,
+    /// Prefix of the bound paths (default: DIR's absolute path, which is what a Gramine `encrypted` mount
+    /// with uri \"file:DIR\" binds).
+    #[arg(long, value_name = "PATH", conflicts_with = "trusted_list")]
+    bound_prefix: Option<String>,
+    /// Rollback counter file (default: DIR.arca-counter).
+    #[arg(long, value_name = "FILE", conflicts_with = "trusted_list")]
+    counter: Option<PathBuf>,
+    /// Serve a read-only trusted view checked against this list instead of an encrypted view.
+    #[arg(long, value_name = "LIST", conflicts_with = "key")]
+    trusted_list: Option<PathBuf>,
+    /// Image path of DIR in the trusted list (default: DIR is the image root).
+    #[arg(long, value_name = "PATH", default_value = "", requires = "trusted_list")]
+    image_prefix: String,
+    /// Also allow (serve unverified) files below this image path; repeatable.
+    #[arg(long, value_name = "PATH", requires = "trusted_list")]
+    allow: Vec<String>,
+    /// Host directory.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Where to mount the view.
+    #[arg(value_name = "MOUNTPOINT")]
+    mountpoint: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct UmountArgs {
+    /// Detach even if busy (fusermount3 -uz).
+    #[arg(long)]
+    lazy: bool,
+    /// The mount point.
+    #[arg(value_name = "MOUNTPOINT")]
+    mountpoint: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -134,6 +190,8 @@ pub(crate) fn run(ctx: Ctx, args: FsArgs) -> anyhow::Result<i32> {
         FsCommand::Encrypt(a) => encrypt(ctx, a),
         FsCommand::Decrypt(a) => decrypt(ctx, a),
         FsCommand::Check(a) => check(ctx, a),
+        FsCommand::Mount(a) => mount(a),
+        FsCommand::Umount(a) => umount(a),
     }
 }
 
@@ -303,4 +361,64 @@ fn check(ctx: Ctx, a: CheckArgs) -> anyhow::Result<i32> {
         Ok(())
     })?;
     Ok(if refused { exit::REFUSED } else { exit::OK })
+}
+
+fn mount(a: MountArgs) -> anyhow::Result<i32> {
+    use arca_pfs::shield;
+    let dir = std::fs::canonicalize(&a.dir).with_context(|| format!("opening {}", a.dir.display()))?;
+    let name = format!("arca-pfs:{}", dir.display());
+    let ready = || {
+        eprintln!(
+            "mounted {} on {} (stop with: arca fs umount {})",
+            dir.display(),
+            a.mountpoint.display(),
+            a.mountpoint.display()
+        )
+    };
+    if let Some(list_path) = &a.trusted_list {
+        let bytes = std::fs::read(list_path).with_context(|| format!("reading {}", list_path.display()))?;
+        let list = arca_pfs::TrustedList::parse(&bytes)?;
+        let allow = a.allow.iter().fold(arca_pfs::AllowList::none(), |l, p| l.with(p));
+        let fs = shield::TrustedFs::new(&dir, list, allow, &a.image_prefix);
+        shield::mount(fs, &a.mountpoint, &name, true, ready)?;
+    } else {
+        let key = Key::from_file(a.key.as_deref().context("--key is required")?)?;
+        let prefix = match &a.bound_prefix {
+            Some(p) => p.clone(),
+            None => dir
+                .to_str()
+                .context("the directory path is not UTF-8; pass --bound-prefix")?
+                .to_string(),
+        };
+        let counter_path = a.counter.clone().unwrap_or_else(|| {
+            let mut p = dir.as_os_str().to_owned();
+            p.push(".arca-counter");
+            PathBuf::from(p)
+        });
+        let volume = match arca_pfs::Volume::open(
+            &dir,
+            &key,
+            &prefix,
+            Box::new(arca_pfs::FileCounter::new(counter_path)),
+        ) {
+            Ok(v) => v,
+            Err(e) => return refused_or(e),
+        };
+        let fs = shield::EncryptedFs::new(&dir, volume, arca_pfs::Options::default());
+        shield::mount(fs, &a.mountpoint, &name, false, ready)?;
+    }
+    Ok(exit::OK)
+}
+
+fn umount(a: UmountArgs) -> anyhow::Result<i32> {
+    let flag = if a.lazy { "-uz" } else { "-u" };
+    let status = std::process::Command::new("fusermount3")
+        .arg(flag)
+        .arg(&a.mountpoint)
+        .status()
+        .context("running fusermount3 (install the fuse3 package)")?;
+    if !status.success() {
+        anyhow::bail!("fusermount3 {flag} {} failed ({status})", a.mountpoint.display());
+    }
+    Ok(exit::OK)
 }
