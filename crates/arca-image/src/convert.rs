@@ -374,29 +374,30 @@ fn stream_layer(
         if let Some(t) = tree.as_deref_mut() {
             match &op {
                 Op::Put(p) => {
-                    let kind =
-                        match h.kind {
-                            Kind::File => NodeKind::File {
-                                sha256: file_hash.unwrap_or([0; 32]),
-                                size: h.size,
-                            },
-                            Kind::Directory => NodeKind::Dir,
-                            Kind::Symlink => NodeKind::Symlink(String::from_utf8_lossy(&h.link).into_owned()),
-                            Kind::HardLink => {
-                                let target = normalize(&h.link).unwrap_or_default();
-                                match t.link_target(&target) {
-                                    Some(n) => n.kind.clone(),
-                                    None => return Err(Error::UnsafeEntry {
+                    let kind = match h.kind {
+                        Kind::File => NodeKind::File {
+                            sha256: file_hash.unwrap_or([0; 32]),
+                            size: h.size,
+                        },
+                        Kind::Directory => NodeKind::Dir,
+                        Kind::Symlink => NodeKind::Symlink(String::from_utf8_lossy(&h.link).into_owned()),
+                        Kind::HardLink => {
+                            let target = normalize(&h.link).unwrap_or_default();
+                            match t.link_target(&target) {
+                                Some(n) => n.kind.clone(),
+                                None => {
+                                    return Err(Error::UnsafeEntry {
                                         what: what.clone(),
                                         entry: String::from_utf8_lossy(&h.name).into_owned(),
                                         reason: format!(
                                             "hard-link target `{target}` does not exist or is a directory"
                                         ),
-                                    }),
+                                    })
                                 }
                             }
-                            _ => NodeKind::Special,
-                        };
+                        }
+                        _ => NodeKind::Special,
+                    };
                     t.put(
                         p,
                         Node {
