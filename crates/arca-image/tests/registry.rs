@@ -162,3 +162,132 @@ fn basic_auth_registries_need_and_accept_credentials() {
     assert_eq!(pulled.manifest_digest, Some(staged.manifest_digest));
     pulled.verify().unwrap();
 }
+
+/// A bearer-token server for the registry: answers every `GET /token` with a JWT (RS256, `x5c` header)
+/// granting pull and push, signed with a throw-away key whose certificate the registry trusts.
+struct TokenServer {
+    port: u16,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn b64url(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn token_server(dir: &std::path::Path, repo: &str) -> Option<TokenServer> {
+    let openssl = arca_testkit::require_tool("openssl")?;
+    let (key, cert, der) = (
+        dir.join("token.key"),
+        dir.join("token.crt"),
+        dir.join("token.der"),
+    );
+    run(Command::new(&openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=arca-token",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    run(Command::new(&openssl)
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(&cert)
+        .arg("-out")
+        .arg(&der));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let x5c = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&der).unwrap())
+    };
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [x5c]});
+    let claims = serde_json::json!({"iss": "arca-test-issuer", "sub": "arca", "aud": "arca-registry",
+        "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": "arca-test",
+        "access": [{"type": "repository", "name": repo, "actions": ["pull", "push"]}]});
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let input_file = dir.join("jwt.in");
+    std::fs::write(&input_file, &signing_input).unwrap();
+    let sig = Command::new(&openssl)
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(&key)
+        .arg(&input_file)
+        .output()
+        .unwrap();
+    assert!(sig.status.success());
+    let token = format!("{signing_input}.{}", b64url(&sig.stdout));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&requests);
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = format!("{{\"token\":\"{token}\"}}");
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    Some(TokenServer { port, requests })
+}
+
+#[test]
+fn bearer_token_registries_are_answered_through_the_realm() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(launcher_path) = static_launcher(dir.path()) else {
+        return;
+    };
+    let launcher = std::fs::read(launcher_path).unwrap();
+    let Some(archive) = image_archive(dir.path(), &launcher) else {
+        return;
+    };
+    let Some(tokens) = token_server(dir.path(), "team/tokened") else {
+        return;
+    };
+    let auth = format!(
+        "  token:\n    realm: http://127.0.0.1:{}/token\n    service: arca-registry\n    issuer: arca-test-issuer\n    rootcertbundle: {}\n",
+        tokens.port,
+        dir.path().join("token.crt").display()
+    );
+    let Some(registry) = Registry::start_with_auth_yaml(&auth) else {
+        return;
+    };
+    let key = signing_key();
+    let opts = options(&launcher, &key);
+    let image = SourceImage::open(
+        &format!("docker-archive:{}", archive.display()).parse().unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let staging = Staging::new(None).unwrap();
+    let (staged, _) = arca_image::convert(&image, &opts, &staging).unwrap();
+    let remote: ImageRef = format!("docker://{}/team/tokened:1", registry.addr)
+        .parse()
+        .unwrap();
+    arca_image::write_image(&staging, &staged, &remote, &WriteOptions::default())
+        .unwrap_or_else(|e| panic!("{e}\nregistry log:\n{}", registry.log()));
+    let pulled = SourceImage::open(&remote, &ReadOptions::default()).unwrap();
+    assert_eq!(pulled.manifest_digest, Some(staged.manifest_digest));
+    pulled.verify().unwrap();
+    assert!(
+        tokens.requests.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "push and pull each fetched a token"
+    );
+}
