@@ -38,6 +38,12 @@ enum Command {
     // ── enclave identity (arca-sgx) ──
 
     // ── attestation (arca-attest) ──
+    /// Inspect and verify DCAP quotes (SGX and TDX).
+    #[command(subcommand)]
+    Quote(cmd::quote::QuoteCmd),
+    /// Inspect and verify RA-TLS certificates.
+    #[command(subcommand)]
+    Ratls(cmd::ratls::RatlsCmd),
 
     // ── protected files (arca-pfs) ──
 
@@ -51,6 +57,8 @@ fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
         // ── enclave identity ──
 
         // ── attestation ──
+        Command::Quote(c) => cmd::quote::run(ctx, c),
+        Command::Ratls(c) => cmd::ratls::run(ctx, c),
 
         // ── protected files ──
 

@@ -3,6 +3,8 @@
 // ── enclave identity (arca-sgx) ──
 
 // ── attestation (arca-attest) ──
+pub(crate) mod quote;
+pub(crate) mod ratls;
 
 // ── protected files (arca-pfs) ──
 
