@@ -1,6 +1,7 @@
 //! Side-by-side benchmarks (one run): cold and warm quote verification against dcap-qvl 0.7.1, and an RA-TLS
 //! mutual-TLS handshake against a plain rustls mutual-TLS handshake (both in memory, ring provider, TLS 1.3).
 //! They measure; they assert nothing. Results go in BENCHMARKS.md.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
@@ -19,8 +20,16 @@ fn read(name: &str) -> Vec<u8> {
 
 fn verify(c: &mut Criterion) {
     for (name, q, col) in [
-        ("sgx", "dcap-qvl/sample_sgx_quote", "dcap-qvl/sample_sgx_quote_collateral.json"),
-        ("tdx", "dcap-qvl/sample_tdx_quote", "dcap-qvl/sample_tdx_quote_collateral.json"),
+        (
+            "sgx",
+            "dcap-qvl/sample_sgx_quote",
+            "dcap-qvl/sample_sgx_quote_collateral.json",
+        ),
+        (
+            "tdx",
+            "dcap-qvl/sample_tdx_quote",
+            "dcap-qvl/sample_tdx_quote_collateral.json",
+        ),
     ] {
         let quote = read(q);
         let col_json = read(col);
@@ -33,12 +42,19 @@ fn verify(c: &mut Criterion) {
         });
         let cold = Verifier::new().without_cache();
         g.bench_function("arca-cold", |b| {
-            b.iter(|| cold.check(&Evidence::new(&quote, Some(&ours)), &Policy::default(), AT).unwrap())
+            b.iter(|| {
+                cold.check(&Evidence::new(&quote, Some(&ours)), &Policy::default(), AT)
+                    .unwrap()
+            })
         });
         let warm = Verifier::new();
-        warm.check(&Evidence::new(&quote, Some(&ours)), &Policy::default(), AT).unwrap();
+        warm.check(&Evidence::new(&quote, Some(&ours)), &Policy::default(), AT)
+            .unwrap();
         g.bench_function("arca-warm", |b| {
-            b.iter(|| warm.check(&Evidence::new(&quote, Some(&ours)), &Policy::default(), AT).unwrap())
+            b.iter(|| {
+                warm.check(&Evidence::new(&quote, Some(&ours)), &Policy::default(), AT)
+                    .unwrap()
+            })
         });
         g.finish();
     }
@@ -80,15 +96,23 @@ fn plain_configs() -> (Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>) {
     let issuer = rcgen::Issuer::new(ca_params, &ca_key);
     let leaf = |name: &str| {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
-        (vec![cert.der().clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
     };
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(ca_cert.der().to_vec())).unwrap();
     let roots = Arc::new(roots);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let client_verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone()).build().unwrap();
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .unwrap();
     let (scert, skey) = leaf("server");
     let server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -107,20 +131,38 @@ fn plain_configs() -> (Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>) {
 }
 
 fn ratls_configs() -> (Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let pki = Arc::new(SimPki::create(SimPkiOptions::at(now)).unwrap());
     let body = |m: u8| {
         let mut b = [0u8; 384];
         b[64..96].copy_from_slice(&[m; 32]);
         ReportBody::from_bytes(b)
     };
-    let server_id = RaTlsIdentity::create(&SimQuoter::new(pki.clone(), body(1)), &RaTlsOptions::valid_at("s", now, 1)).unwrap();
-    let client_id = RaTlsIdentity::create(&SimQuoter::new(pki.clone(), body(2)), &RaTlsOptions::valid_at("c", now, 1)).unwrap();
+    let server_id = RaTlsIdentity::create(
+        &SimQuoter::new(pki.clone(), body(1)),
+        &RaTlsOptions::valid_at("s", now, 1),
+    )
+    .unwrap();
+    let client_id = RaTlsIdentity::create(
+        &SimQuoter::new(pki.clone(), body(2)),
+        &RaTlsOptions::valid_at("c", now, 1),
+    )
+    .unwrap();
     let verifier = Arc::new(Verifier::new().with_simulation_root(pki.root_anchor().unwrap()));
     let collateral: Arc<dyn CollateralSource> = Arc::new(Arc::new(pki.collateral().clone()));
     let expect = |m: u8| {
-        let policy = Policy { mrenclave: Some(HexBytes([m; 32])), ..Policy::simulation() };
-        Arc::new(RaTlsVerifier::new(verifier.clone(), Some(collateral.clone()), policy))
+        let policy = Policy {
+            mrenclave: Some(HexBytes([m; 32])),
+            ..Policy::simulation()
+        };
+        Arc::new(RaTlsVerifier::new(
+            verifier.clone(),
+            Some(collateral.clone()),
+            policy,
+        ))
     };
     let server = server_config(&server_id, Some(expect(2))).unwrap();
     let client = client_config(expect(1), Some(&client_id)).unwrap();

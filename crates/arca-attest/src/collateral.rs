@@ -31,7 +31,9 @@ pub struct Collateral {
 
 impl std::fmt::Debug for Collateral {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collateral").field("fingerprint", &hex::encode(self.fingerprint)).finish_non_exhaustive()
+        f.debug_struct("Collateral")
+            .field("fingerprint", &hex::encode(self.fingerprint))
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,9 +113,15 @@ impl Collateral {
     ) -> Result<Self, Error> {
         let root_ca_crl = crate::pki::crl_der(root_ca_crl, "root CA CRL")?;
         let pck_crl = crate::pki::crl_der(pck_crl, "PCK CRL")?;
-        for (sig, item) in [(&tcb_info_signature, "tcb_info_signature"), (&qe_identity_signature, "qe_identity_signature")] {
+        for (sig, item) in [
+            (&tcb_info_signature, "tcb_info_signature"),
+            (&qe_identity_signature, "qe_identity_signature"),
+        ] {
             if sig.len() != 64 {
-                return Err(Error::collateral(item, format!("{} bytes, expected 64 (r ‖ s)", sig.len())));
+                return Err(Error::collateral(
+                    item,
+                    format!("{} bytes, expected 64 (r ‖ s)", sig.len()),
+                ));
             }
         }
         let mut c = Collateral {
@@ -134,7 +142,8 @@ impl Collateral {
 
     /// Parses the JSON layout (dcap-qvl's `QuoteCollateralV3`).
     pub fn from_json(json: &[u8]) -> Result<Self, Error> {
-        let j: CollateralJson = serde_json::from_slice(json).map_err(|e| Error::collateral("collateral JSON", e))?;
+        let j: CollateralJson =
+            serde_json::from_slice(json).map_err(|e| Error::collateral("collateral JSON", e))?;
         let sig = |s: &str, item: &'static str| hex::decode(s.trim()).map_err(|e| Error::collateral(item, e));
         Self::from_parts(
             j.pck_crl_issuer_chain,
@@ -171,8 +180,8 @@ impl Collateral {
     pub fn from_pcs(r: &PcsResponses) -> Result<Self, Error> {
         let tcb: SignedTcbInfo<'_> =
             serde_json::from_slice(&r.tcb_info).map_err(|e| Error::collateral("TCB info response", e))?;
-        let qe: SignedIdentity<'_> =
-            serde_json::from_slice(&r.qe_identity).map_err(|e| Error::collateral("QE identity response", e))?;
+        let qe: SignedIdentity<'_> = serde_json::from_slice(&r.qe_identity)
+            .map_err(|e| Error::collateral("QE identity response", e))?;
         Self::from_parts(
             url_decode(&r.pck_crl_issuer_chain),
             &r.root_ca_crl,
@@ -323,7 +332,10 @@ mod tests {
 
     #[test]
     fn url_decoding_restores_pem() {
-        assert_eq!(url_decode("-----BEGIN%20CERTIFICATE-----%0AMII%2B%0A"), "-----BEGIN CERTIFICATE-----\nMII+\n");
+        assert_eq!(
+            url_decode("-----BEGIN%20CERTIFICATE-----%0AMII%2B%0A"),
+            "-----BEGIN CERTIFICATE-----\nMII+\n"
+        );
         assert_eq!(url_decode("plain%"), "plain%");
         assert_eq!(url_decode("a%zz"), "a%zz");
     }
@@ -334,7 +346,10 @@ mod tests {
         let c = Collateral::from_json(&json).unwrap();
         let again = Collateral::from_json(c.to_json().as_bytes()).unwrap();
         assert_eq!(c.fingerprint(), again.fingerprint());
-        assert_ne!(c.fingerprint(), c.with_tcb_info(c.tcb_info().replace('1', "2")).fingerprint());
+        assert_ne!(
+            c.fingerprint(),
+            c.with_tcb_info(c.tcb_info().replace('1', "2")).fingerprint()
+        );
     }
 
     #[test]

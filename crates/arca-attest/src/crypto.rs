@@ -62,6 +62,9 @@ impl KeyKind {
     }
 }
 
+/// Checks an X.509-style signature: algorithm, key kind, key bits, message, signature.
+pub(crate) type VerifyX509 = fn(SigAlg, KeyKind, &[u8], &[u8], &[u8]) -> bool;
+
 /// The backend: plain functions, so a provider is a `static` and costs nothing to pass around.
 pub(crate) struct Provider {
     /// SHA-256 over the concatenation of `parts`.
@@ -69,7 +72,7 @@ pub(crate) struct Provider {
     /// ECDSA P-256 / SHA-256 over `message` with a raw `r ‖ s` signature and a raw `x ‖ y` key.
     pub(crate) verify_p256_raw: fn(key_xy: &[u8; 64], message: &[u8], sig_rs: &[u8; 64]) -> bool,
     /// An X.509-style signature (DER ECDSA or PKCS#1) with the key bits of an SPKI.
-    pub(crate) verify_x509: fn(alg: SigAlg, key: KeyKind, key_bits: &[u8], message: &[u8], sig: &[u8]) -> bool,
+    pub(crate) verify_x509: VerifyX509,
 }
 
 fn ring_sha256(parts: &[&[u8]]) -> [u8; 32] {
@@ -86,7 +89,9 @@ fn ring_verify_p256_raw(key_xy: &[u8; 64], message: &[u8], sig_rs: &[u8; 64]) ->
     let mut point = [0u8; 65];
     point[0] = 0x04;
     point[1..].copy_from_slice(key_xy);
-    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point[..]).verify(message, sig_rs).is_ok()
+    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point[..])
+        .verify(message, sig_rs)
+        .is_ok()
 }
 
 fn ring_verify_x509(alg: SigAlg, key: KeyKind, key_bits: &[u8], message: &[u8], sig: &[u8]) -> bool {
@@ -99,12 +104,17 @@ fn ring_verify_x509(alg: SigAlg, key: KeyKind, key_bits: &[u8], message: &[u8], 
         (SigAlg::RsaPkcs1Sha384, KeyKind::Rsa) => &signature::RSA_PKCS1_2048_8192_SHA384,
         _ => return false,
     };
-    UnparsedPublicKey::new(algorithm, key_bits).verify(message, sig).is_ok()
+    UnparsedPublicKey::new(algorithm, key_bits)
+        .verify(message, sig)
+        .is_ok()
 }
 
 /// The `ring` backend.
-pub(crate) static RING: Provider =
-    Provider { sha256: ring_sha256, verify_p256_raw: ring_verify_p256_raw, verify_x509: ring_verify_x509 };
+pub(crate) static RING: Provider = Provider {
+    sha256: ring_sha256,
+    verify_p256_raw: ring_verify_p256_raw,
+    verify_x509: ring_verify_x509,
+};
 
 /// The provider every verification uses.
 pub(crate) fn provider() -> &'static Provider {

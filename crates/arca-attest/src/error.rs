@@ -97,7 +97,7 @@ pub enum Error {
         subject: String,
     },
     /// A certificate is outside its validity window at the verification time.
-    #[error("certificate \"{subject}\" in the {what} is {state} at {at} (valid {not_before} .. {not_after})")]
+    #[error("certificate \"{subject}\" in the {what} is {state}: {window}")]
     CertificateValidity {
         /// Which chain.
         what: String,
@@ -105,12 +105,8 @@ pub enum Error {
         subject: String,
         /// "expired" or "not yet valid".
         state: &'static str,
-        /// The verification time.
-        at: String,
-        /// Start of validity.
-        not_before: String,
-        /// End of validity.
-        not_after: String,
+        /// The verification time and the certificate's window, in words.
+        window: String,
     },
     /// A certificate is listed in a CRL.
     #[error("certificate \"{subject}\" (serial {serial}) is revoked by the {crl}")]
@@ -145,7 +141,9 @@ pub enum Error {
         reason: String,
     },
     /// The signature over a TCB info or QE identity does not verify over the exact received bytes.
-    #[error("the {what} signature does not verify over the received bytes (tampered, or signed by another key)")]
+    #[error(
+        "the {what} signature does not verify over the received bytes (tampered, or signed by another key)"
+    )]
     CollateralSignature {
         /// "TCB info" or "QE identity".
         what: &'static str,
@@ -236,18 +234,31 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn malformed(structure: &'static str, reason: impl Into<String>) -> Self {
-        Error::Malformed { structure, reason: reason.into() }
+        Error::Malformed {
+            structure,
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn collateral(item: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Error::Collateral { item: item.into(), reason: reason.to_string() }
+        Error::Collateral {
+            item: item.into(),
+            reason: reason.to_string(),
+        }
     }
 
     pub(crate) fn crypto(step: &'static str, reason: impl std::fmt::Display) -> Self {
-        Error::Crypto { step, reason: reason.to_string() }
+        Error::Crypto {
+            step,
+            reason: reason.to_string(),
+        }
     }
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -53,8 +53,8 @@ mod crypto;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-mod pki;
 mod pccs;
+mod pki;
 mod policy;
 mod quote;
 mod ratls;
@@ -67,17 +67,16 @@ mod verify;
 
 pub use collateral::{Collateral, PcsResponses};
 pub use error::Error;
-pub use pki::{AnchorKind, PckExtensions, TrustAnchor, INTEL_SGX_ROOT_CA_DER, SIMULATION_ROOT_CN};
 pub use pccs::{PccsClient, PckCa, PlatformId};
+pub use pki::{AnchorKind, PckExtensions, TrustAnchor, INTEL_SGX_ROOT_CA_DER, SIMULATION_ROOT_CN};
 pub use policy::{HexBytes, Policy, TdxPolicy, Verdict};
 pub use quote::{
     CertificationData, Quote, QuoteBody, QuoteHeader, SignatureData, TdReport10, TdReport15, TeeType,
     INTEL_QE_VENDOR_ID,
 };
 pub use ratls::{
-    client_config, server_config,
-    CollateralSource, RaTlsCertificate, RaTlsClientVerifier, RaTlsEvidence, RaTlsFormat, RaTlsIdentity, RaTlsOptions,
-    RaTlsServerVerifier, RaTlsVerifier,
+    client_config, server_config, CollateralSource, RaTlsCertificate, RaTlsClientVerifier, RaTlsEvidence,
+    RaTlsFormat, RaTlsIdentity, RaTlsOptions, RaTlsServerVerifier, RaTlsVerifier,
 };
 pub use report::ReportBody;
 pub use sim::{sim_qe_mrsigner, Quoter, SimPki, SimPkiOptions, SimQuoter, SIM_FMSPC};

@@ -48,11 +48,21 @@ impl PlatformId {
             let cert = crate::pki::parse_cert(der, "PCK certificate chain")?;
             if let Ok(ext) = crate::pki::pck_extensions(&cert) {
                 let issuer = cert.issuer().to_string();
-                let ca = if issuer.contains("Processor") { PckCa::Processor } else { PckCa::Platform };
-                return Ok(PlatformId { fmspc: ext.fmspc, tee: q.header.tee_type, ca });
+                let ca = if issuer.contains("Processor") {
+                    PckCa::Processor
+                } else {
+                    PckCa::Platform
+                };
+                return Ok(PlatformId {
+                    fmspc: ext.fmspc,
+                    tee: q.header.tee_type,
+                    ca,
+                });
             }
         }
-        Err(Error::PckExtensions("no PCK certificate in the quote's chain".into()))
+        Err(Error::PckExtensions(
+            "no PCK certificate in the quote's chain".into(),
+        ))
     }
 }
 
@@ -66,7 +76,10 @@ pub struct PccsClient {
 
 impl std::fmt::Debug for PccsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PccsClient").field("base", &self.base).field("cache_dir", &self.cache_dir).finish()
+        f.debug_struct("PccsClient")
+            .field("base", &self.base)
+            .field("cache_dir", &self.cache_dir)
+            .finish()
     }
 }
 
@@ -82,7 +95,12 @@ impl PccsClient {
             .http_status_as_error(false)
             .build()
             .into();
-        PccsClient { base: base.trim_end_matches('/').to_string(), root_crl_url: None, cache_dir: None, agent }
+        PccsClient {
+            base: base.trim_end_matches('/').to_string(),
+            root_crl_url: None,
+            cache_dir: None,
+            agent,
+        }
     }
 
     /// Caches raw responses under `dir` and reuses them until their earliest `nextUpdate`.
@@ -102,8 +120,16 @@ impl PccsClient {
     /// before its `nextUpdate`, else fetched (and cached).
     pub fn collateral(&self, platform: &PlatformId, now: i64) -> Result<Collateral, Error> {
         let dir = self.cache_dir.as_ref().map(|d| {
-            let tee = if platform.tee == TeeType::TDX { "tdx" } else { "sgx" };
-            d.join(format!("{tee}-{}-{}", hex::encode_upper(platform.fmspc), platform.ca.as_str()))
+            let tee = if platform.tee == TeeType::TDX {
+                "tdx"
+            } else {
+                "sgx"
+            };
+            d.join(format!(
+                "{tee}-{}-{}",
+                hex::encode_upper(platform.fmspc),
+                platform.ca.as_str()
+            ))
         });
         if let Some(dir) = &dir {
             if let Ok(c) = Collateral::load(dir) {
@@ -133,11 +159,17 @@ impl PccsClient {
             &["SGX-Enclave-Identity-Issuer-Chain"],
         )?;
         let (pck_crl, crl_h) = self.get(
-            &format!("{}/sgx/certification/v4/pckcrl?ca={}&encoding=der", self.base, p.ca.as_str()),
+            &format!(
+                "{}/sgx/certification/v4/pckcrl?ca={}&encoding=der",
+                self.base,
+                p.ca.as_str()
+            ),
             &["SGX-PCK-CRL-Issuer-Chain"],
         )?;
-        let root_url =
-            self.root_crl_url.clone().unwrap_or_else(|| format!("{}/sgx/certification/v4/rootcacrl", self.base));
+        let root_url = self
+            .root_crl_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/sgx/certification/v4/rootcacrl", self.base));
         let (root_ca_crl, _) = self.get(&root_url, &[])?;
         Ok(PcsResponses {
             tcb_info,
@@ -151,7 +183,10 @@ impl PccsClient {
     }
 
     fn get(&self, url: &str, headers: &[&str]) -> Result<(Vec<u8>, String), Error> {
-        let err = |reason: String| Error::Http { url: url.to_string(), reason };
+        let err = |reason: String| Error::Http {
+            url: url.to_string(),
+            reason,
+        };
         let mut resp = self.agent.get(url).call().map_err(|e| err(e.to_string()))?;
         let status = resp.status();
         if !status.is_success() {
@@ -162,10 +197,20 @@ impl PccsClient {
         } else {
             headers
                 .iter()
-                .find_map(|h| resp.headers().get(*h).and_then(|v| v.to_str().ok()).map(str::to_string))
+                .find_map(|h| {
+                    resp.headers()
+                        .get(*h)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                })
                 .ok_or_else(|| err(format!("the response has no {} header", headers[0])))?
         };
-        let body = resp.body_mut().with_config().limit(BODY_LIMIT).read_to_vec().map_err(|e| err(e.to_string()))?;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_vec()
+            .map_err(|e| err(e.to_string()))?;
         Ok((body, header))
     }
 }
@@ -177,8 +222,13 @@ fn next_update(c: &Collateral) -> Result<i64, Error> {
     let mut next = tcb.next_update.min(qe.next_update);
     for (der, name) in [(c.root_ca_crl(), "root CA CRL"), (c.pck_crl(), "PCK CRL")] {
         use x509_parser::prelude::FromDer;
-        let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
-            .map_err(|e| Error::Crl { crl: name, reason: e.to_string() })?;
+        let (_, crl) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(der).map_err(|e| {
+                Error::Crl {
+                    crl: name,
+                    reason: e.to_string(),
+                }
+            })?;
         if let Some(n) = crl.next_update() {
             next = next.min(n.timestamp());
         }
@@ -192,11 +242,20 @@ fn store(dir: &std::path::Path, r: &PcsResponses) -> Result<(), Error> {
     let root_crl = crate::pki::crl_der(&r.root_ca_crl, "root CA CRL")?;
     for (name, data) in [
         (files::TCB_INFO, r.tcb_info.as_slice()),
-        (files::TCB_INFO_CHAIN, crate::collateral::url_decode(&r.tcb_info_issuer_chain).as_bytes()),
+        (
+            files::TCB_INFO_CHAIN,
+            crate::collateral::url_decode(&r.tcb_info_issuer_chain).as_bytes(),
+        ),
         (files::QE_IDENTITY, r.qe_identity.as_slice()),
-        (files::QE_IDENTITY_CHAIN, crate::collateral::url_decode(&r.qe_identity_issuer_chain).as_bytes()),
+        (
+            files::QE_IDENTITY_CHAIN,
+            crate::collateral::url_decode(&r.qe_identity_issuer_chain).as_bytes(),
+        ),
         (files::PCK_CRL, pck_crl.as_slice()),
-        (files::PCK_CRL_CHAIN, crate::collateral::url_decode(&r.pck_crl_issuer_chain).as_bytes()),
+        (
+            files::PCK_CRL_CHAIN,
+            crate::collateral::url_decode(&r.pck_crl_issuer_chain).as_bytes(),
+        ),
         (files::ROOT_CRL, root_crl.as_slice()),
     ] {
         let p = dir.join(name);

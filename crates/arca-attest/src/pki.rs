@@ -12,9 +12,9 @@ use x509_parser::certificate::{X509Certificate, X509CertificateParser};
 use x509_parser::der_parser::ber::BerObject;
 use x509_parser::der_parser::der::parse_der;
 use x509_parser::nom::Parser;
+use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
-use x509_parser::prelude::FromDer;
 
 use crate::crypto::{provider, KeyKind, SigAlg};
 use crate::error::Error;
@@ -111,18 +111,30 @@ pub(crate) fn parse_cert<'a>(der: &'a [u8], what: &str) -> Result<X509Certificat
     let (rest, cert) = X509CertificateParser::new()
         .with_deep_parse_extensions(false)
         .parse(der)
-        .map_err(|e| Error::BadCertificate { what: what.into(), reason: e.to_string() })?;
+        .map_err(|e| Error::BadCertificate {
+            what: what.into(),
+            reason: e.to_string(),
+        })?;
     if !rest.is_empty() {
-        return Err(Error::BadCertificate { what: what.into(), reason: format!("{} trailing bytes", rest.len()) });
+        return Err(Error::BadCertificate {
+            what: what.into(),
+            reason: format!("{} trailing bytes", rest.len()),
+        });
     }
     Ok(cert)
 }
 
 /// Splits PEM text (any number of CERTIFICATE blocks, NUL padding tolerated) or concatenated DER.
 pub(crate) fn split_certificates<'a>(data: &'a [u8], what: &str) -> Result<Vec<Cow<'a, [u8]>>, Error> {
-    let end = data.iter().rposition(|&b| b != 0 && !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+    let end = data
+        .iter()
+        .rposition(|&b| b != 0 && !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
     let data = &data[..end];
-    let bad = |reason: String| Error::BadCertificate { what: what.into(), reason };
+    let bad = |reason: String| Error::BadCertificate {
+        what: what.into(),
+        reason,
+    };
     if data.is_empty() {
         return Err(bad("empty".into()));
     }
@@ -130,7 +142,8 @@ pub(crate) fn split_certificates<'a>(data: &'a [u8], what: &str) -> Result<Vec<C
         let mut out = Vec::new();
         let mut rest = data;
         while !rest.is_empty() {
-            let len = der_element_len(rest).ok_or_else(|| bad("bad DER length in concatenated DER".into()))?;
+            let len =
+                der_element_len(rest).ok_or_else(|| bad("bad DER length in concatenated DER".into()))?;
             let (one, tail) = rest.split_at(len);
             out.push(Cow::Borrowed(one));
             rest = tail;
@@ -138,8 +151,11 @@ pub(crate) fn split_certificates<'a>(data: &'a [u8], what: &str) -> Result<Vec<C
         return Ok(out);
     }
     let blocks = pem::parse_many(data).map_err(|e| bad(format!("PEM: {e}")))?;
-    let certs: Vec<_> =
-        blocks.into_iter().filter(|p| p.tag() == "CERTIFICATE").map(|p| Cow::Owned(p.into_contents())).collect();
+    let certs: Vec<_> = blocks
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| Cow::Owned(p.into_contents()))
+        .collect();
     if certs.is_empty() {
         return Err(bad("no CERTIFICATE block".into()));
     }
@@ -184,7 +200,9 @@ fn verify_sig(alg_oid: &[u8], tbs: &[u8], sig: &[u8], kind: KeyKind, key_bits: &
 
 /// True when `child` is signed by `issuer`'s key.
 pub(crate) fn signed_by(child: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
-    let Ok(kind) = key_kind(issuer.public_key(), "issuer") else { return false };
+    let Ok(kind) = key_kind(issuer.public_key(), "issuer") else {
+        return false;
+    };
     verify_sig(
         child.signature_algorithm.algorithm.as_bytes(),
         child.tbs_certificate.as_ref(),
@@ -225,9 +243,12 @@ fn check_validity(cert: &X509Certificate<'_>, at: i64, what: &str) -> Result<(),
             what: what.into(),
             subject: subject(cert),
             state: if at < nb { "not yet valid" } else { "expired" },
-            at: rfc3339(at),
-            not_before: rfc3339(nb),
-            not_after: rfc3339(na),
+            window: format!(
+                "checked at {} (valid {} .. {})",
+                rfc3339(at),
+                rfc3339(nb),
+                rfc3339(na)
+            ),
         });
     }
     Ok(())
@@ -247,19 +268,30 @@ pub(crate) fn names_match(a: &X509Name<'_>, b: &X509Name<'_>) -> bool {
 pub(crate) fn leaf_of<'c, 'a>(chain: &'c [X509Certificate<'a>]) -> Option<&'c X509Certificate<'a>> {
     chain
         .iter()
-        .find(|c| !chain.iter().any(|o| o.as_raw() != c.as_raw() && names_match(o.issuer(), c.subject())))
+        .find(|c| {
+            !chain
+                .iter()
+                .any(|o| o.as_raw() != c.as_raw() && names_match(o.issuer(), c.subject()))
+        })
         .or_else(|| chain.first())
 }
 
 /// True when a certificate's BasicConstraints say it is a CA.
 fn is_ca(cert: &X509Certificate<'_>) -> bool {
     const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
-    cert.extensions().iter().find(|e| e.oid.as_bytes() == BASIC_CONSTRAINTS).is_some_and(|e| {
-        parse_der(e.value)
-            .ok()
-            .and_then(|(_, obj)| obj.as_sequence().ok().and_then(|s| s.first().map(|b| b.as_bool().unwrap_or(false))))
-            .unwrap_or(false)
-    })
+    cert.extensions()
+        .iter()
+        .find(|e| e.oid.as_bytes() == BASIC_CONSTRAINTS)
+        .is_some_and(|e| {
+            parse_der(e.value)
+                .ok()
+                .and_then(|(_, obj)| {
+                    obj.as_sequence()
+                        .ok()
+                        .and_then(|s| s.first().map(|b| b.as_bool().unwrap_or(false)))
+                })
+                .unwrap_or(false)
+        })
 }
 
 /// The outcome of a verified chain.
@@ -301,12 +333,13 @@ pub(crate) fn verify_chain(
             });
         }
         for anchor in anchors {
-            let issuer_is_anchor =
-                cur.issuer().as_raw() == anchor.subject.as_slice() || cur.issuer().to_string() == anchor.subject_text;
+            let issuer_is_anchor = cur.issuer().as_raw() == anchor.subject.as_slice()
+                || cur.issuer().to_string() == anchor.subject_text;
             if !issuer_is_anchor || !signed_by_anchor(cur, anchor) {
                 continue;
             }
-            let is_root_copy = is_self_signed_name(cur) && cur.public_key().subject_public_key.data == anchor.key_bits;
+            let is_root_copy =
+                is_self_signed_name(cur) && cur.public_key().subject_public_key.data == anchor.key_bits;
             if opts.exact_root {
                 let embedded = pool
                     .iter()
@@ -322,22 +355,42 @@ pub(crate) fn verify_chain(
                 return Err(Error::CertificateValidity {
                     what: what.into(),
                     subject: anchor.subject_text.clone(),
-                    state: if at < anchor.not_before { "not yet valid" } else { "expired" },
-                    at: rfc3339(at),
-                    not_before: rfc3339(anchor.not_before),
-                    not_after: rfc3339(anchor.not_after),
+                    state: if at < anchor.not_before {
+                        "not yet valid"
+                    } else {
+                        "expired"
+                    },
+                    window: format!(
+                        "checked at {} (valid {} .. {})",
+                        rfc3339(at),
+                        rfc3339(anchor.not_before),
+                        rfc3339(anchor.not_after)
+                    ),
                 });
             }
             let _ = is_root_copy;
             window = (window.0.max(anchor.not_before), window.1.min(anchor.not_after));
-            return Ok(ChainOutcome { anchor: anchor.kind, window });
+            return Ok(ChainOutcome {
+                anchor: anchor.kind,
+                window,
+            });
         }
         if is_self_signed_name(cur) {
             let root = subject(cur);
-            if cur.subject().iter_common_name().any(|cn| cn.as_str().is_ok_and(|s| s.contains(SIMULATION_ROOT_CN))) {
-                return Err(Error::SimulationQuote { what: what.into(), root });
+            if cur
+                .subject()
+                .iter_common_name()
+                .any(|cn| cn.as_str().is_ok_and(|s| s.contains(SIMULATION_ROOT_CN)))
+            {
+                return Err(Error::SimulationQuote {
+                    what: what.into(),
+                    root,
+                });
             }
-            return Err(Error::UntrustedChain { what: what.into(), reason: format!("root \"{root}\" is not a trust anchor") });
+            return Err(Error::UntrustedChain {
+                what: what.into(),
+                reason: format!("root \"{root}\" is not a trust anchor"),
+            });
         }
         let issuer = pool
             .iter()
@@ -348,16 +401,26 @@ pub(crate) fn verify_chain(
             None => {
                 let candidates = pool.iter().any(|c| names_match(c.subject(), cur.issuer()));
                 if candidates {
-                    return Err(Error::CertificateSignature { what: what.into(), subject: subject(cur) });
+                    return Err(Error::CertificateSignature {
+                        what: what.into(),
+                        subject: subject(cur),
+                    });
                 }
                 return Err(Error::UntrustedChain {
                     what: what.into(),
-                    reason: format!("issuer \"{}\" of \"{}\" is not in the chain", cur.issuer(), subject(cur)),
+                    reason: format!(
+                        "issuer \"{}\" of \"{}\" is not in the chain",
+                        cur.issuer(),
+                        subject(cur)
+                    ),
                 });
             }
         }
     }
-    Err(Error::UntrustedChain { what: what.into(), reason: "chain longer than 8 certificates".into() })
+    Err(Error::UntrustedChain {
+        what: what.into(),
+        reason: "chain longer than 8 certificates".into(),
+    })
 }
 
 /// A verified CRL: its revoked serials and validity.
@@ -378,7 +441,11 @@ impl CrlOutcome {
     pub(crate) fn check(&self, cert: &X509Certificate<'_>, crl: &'static str) -> Result<(), Error> {
         let serial = trim_serial(cert.raw_serial());
         if self.revoked.iter().any(|s| s.as_slice() == serial) {
-            return Err(Error::Revoked { subject: subject(cert), serial: hex::encode(serial), crl });
+            return Err(Error::Revoked {
+                subject: subject(cert),
+                serial: hex::encode(serial),
+                crl,
+            });
         }
         Ok(())
     }
@@ -392,7 +459,10 @@ fn trim_serial(s: &[u8]) -> &[u8] {
 /// Parses a CRL given as DER, PEM or hex text of DER.
 pub(crate) fn crl_der(data: &[u8], crl: &'static str) -> Result<Vec<u8>, Error> {
     let bad = |reason: String| Error::Crl { crl, reason };
-    let end = data.iter().rposition(|&b| b != 0 && !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+    let end = data
+        .iter()
+        .rposition(|&b| b != 0 && !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
     let data = &data[..end];
     if data.first() == Some(&0x30) {
         return Ok(data.to_vec());
@@ -413,12 +483,17 @@ pub(crate) fn verify_crl(
     ignore_dates: bool,
 ) -> Result<CrlOutcome, Error> {
     let bad = |reason: String| Error::Crl { crl, reason };
-    let (rest, list) = CertificateRevocationList::from_der(der).map_err(|e| bad(format!("cannot parse: {e}")))?;
+    let (rest, list) =
+        CertificateRevocationList::from_der(der).map_err(|e| bad(format!("cannot parse: {e}")))?;
     if !rest.is_empty() {
         return Err(bad(format!("{} trailing bytes", rest.len())));
     }
     if !names_match(list.issuer(), issuer.subject()) {
-        return Err(bad(format!("issued by \"{}\", expected \"{}\"", list.issuer(), issuer.subject())));
+        return Err(bad(format!(
+            "issued by \"{}\", expected \"{}\"",
+            list.issuer(),
+            issuer.subject()
+        )));
     }
     let Ok(kind) = key_kind(issuer.public_key(), "CRL issuer") else {
         return Err(bad("unsupported issuer key".into()));
@@ -430,20 +505,38 @@ pub(crate) fn verify_crl(
         kind,
         &issuer.public_key().subject_public_key.data,
     ) {
-        return Err(bad(format!("signature does not verify under \"{}\"", issuer.subject())));
+        return Err(bad(format!(
+            "signature does not verify under \"{}\"",
+            issuer.subject()
+        )));
     }
     let this = list.last_update().timestamp();
     let next = list.next_update().map_or(i64::MAX, |t| t.timestamp());
     if !ignore_dates {
         if at < this {
-            return Err(bad(format!("not yet valid at {} (issued {})", rfc3339(at), rfc3339(this))));
+            return Err(bad(format!(
+                "not yet valid at {} (issued {})",
+                rfc3339(at),
+                rfc3339(this)
+            )));
         }
         if at > next {
-            return Err(bad(format!("expired at {} (next update {})", rfc3339(at), rfc3339(next))));
+            return Err(bad(format!(
+                "expired at {} (next update {})",
+                rfc3339(at),
+                rfc3339(next)
+            )));
         }
     }
-    let revoked = list.iter_revoked_certificates().map(|r| trim_serial(r.raw_serial()).to_vec()).collect();
-    let window = if ignore_dates { (i64::MIN, i64::MAX) } else { (this, next) };
+    let revoked = list
+        .iter_revoked_certificates()
+        .map(|r| trim_serial(r.raw_serial()).to_vec())
+        .collect();
+    let window = if ignore_dates {
+        (i64::MIN, i64::MAX)
+    } else {
+        (this, next)
+    };
     Ok(CrlOutcome { revoked, window })
 }
 
@@ -487,7 +580,9 @@ pub(crate) fn pck_extensions(cert: &X509Certificate<'_>) -> Result<PckExtensions
         .extensions()
         .iter()
         .find(|e| e.oid.as_bytes() == SGX_EXTENSION_OID)
-        .ok_or_else(|| bad("the certificate has no SGX extension (1.2.840.113741.1.13.1): not a PCK certificate"))?;
+        .ok_or_else(|| {
+            bad("the certificate has no SGX extension (1.2.840.113741.1.13.1): not a PCK certificate")
+        })?;
     let (_, root) = parse_der(ext.value).map_err(|e| bad(&format!("not DER: {e}")))?;
     let mut out = PckExtensions {
         ppid: [0; 16],
@@ -500,7 +595,9 @@ pub(crate) fn pck_extensions(cert: &X509Certificate<'_>) -> Result<PckExtensions
     };
     let mut seen = [false; 6];
     for (oid, value) in pairs(&root).map_err(|e| bad(&e))? {
-        let Some(last) = sub_arc(oid, SGX_EXTENSION_OID) else { continue };
+        let Some(last) = sub_arc(oid, SGX_EXTENSION_OID) else {
+            continue;
+        };
         match last {
             [1] => {
                 out.ppid = fixed(value, "PPID").map_err(|e| bad(&e))?;
@@ -511,7 +608,9 @@ pub(crate) fn pck_extensions(cert: &X509Certificate<'_>) -> Result<PckExtensions
                 for (toid, tval) in pairs(value).map_err(|e| bad(&e))? {
                     match sub_arc(toid, &[SGX_EXTENSION_OID, &[2]].concat()) {
                         Some([n @ 1..=16]) => {
-                            let v = tval.as_u32().map_err(|_| bad("TCB component is not an INTEGER"))?;
+                            let v = tval
+                                .as_u32()
+                                .map_err(|_| bad("TCB component is not an INTEGER"))?;
                             out.tcb_components[*n as usize - 1] =
                                 u8::try_from(v).map_err(|_| bad("TCB component SVN above 255"))?;
                             comps[*n as usize - 1] = true;
@@ -562,7 +661,9 @@ fn pairs<'a, 'b>(obj: &'b BerObject<'a>) -> Result<Vec<Pair<'a, 'b>>, String> {
     let seq = obj.as_sequence().map_err(|_| "expected a SEQUENCE".to_string())?;
     seq.iter()
         .map(|item| {
-            let inner = item.as_sequence().map_err(|_| "expected SEQUENCE { OID, value }".to_string())?;
+            let inner = item
+                .as_sequence()
+                .map_err(|_| "expected SEQUENCE { OID, value }".to_string())?;
             match inner.as_slice() {
                 [oid, value] => {
                     let oid = oid.as_oid().map_err(|_| "expected an OID".to_string())?;
@@ -576,12 +677,16 @@ fn pairs<'a, 'b>(obj: &'b BerObject<'a>) -> Result<Vec<Pair<'a, 'b>>, String> {
 
 /// The arcs after `prefix` (each below 128, so one byte each), if `oid` extends `prefix`.
 fn sub_arc<'o>(oid: &'o [u8], prefix: &[u8]) -> Option<&'o [u8]> {
-    oid.strip_prefix(prefix).filter(|rest| !rest.is_empty() && rest.iter().all(|b| *b < 0x80))
+    oid.strip_prefix(prefix)
+        .filter(|rest| !rest.is_empty() && rest.iter().all(|b| *b < 0x80))
 }
 
 fn fixed<const N: usize>(obj: &BerObject<'_>, what: &str) -> Result<[u8; N], String> {
-    let s = obj.as_slice().map_err(|_| format!("{what} is not an OCTET STRING"))?;
-    s.try_into().map_err(|_| format!("{what} has {} bytes, expected {N}", s.len()))
+    let s = obj
+        .as_slice()
+        .map_err(|_| format!("{what} is not an OCTET STRING"))?;
+    s.try_into()
+        .map_err(|_| format!("{what} has {} bytes, expected {N}", s.len()))
 }
 
 #[cfg(test)]
@@ -591,7 +696,10 @@ mod tests {
     #[test]
     fn embedded_intel_root_is_the_documented_certificate() {
         let digest = crate::crypto::sha256(INTEL_SGX_ROOT_CA_DER);
-        assert_eq!(hex::encode(digest), "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3");
+        assert_eq!(
+            hex::encode(digest),
+            "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
+        );
         let anchor = TrustAnchor::intel();
         assert!(anchor.subject().contains("Intel SGX Root CA"));
     }

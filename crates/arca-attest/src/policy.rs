@@ -31,7 +31,9 @@ impl<const N: usize> std::str::FromStr for HexBytes<N> {
     fn from_str(s: &str) -> Result<Self, String> {
         let v = hex::decode(s.trim()).map_err(|e| format!("`{s}` is not hex: {e}"))?;
         let len = v.len();
-        v.try_into().map(HexBytes).map_err(|_| format!("`{s}` has {len} bytes, expected {N}"))
+        v.try_into()
+            .map(HexBytes)
+            .map_err(|_| format!("`{s}` has {len} bytes, expected {N}"))
     }
 }
 
@@ -132,7 +134,12 @@ pub struct Verdict {
 impl Verdict {
     /// A refusal before any evidence could be verified.
     pub fn refused(reason: String) -> Self {
-        Verdict { accepted: false, reasons: vec![reason], notes: Vec::new(), evidence: None }
+        Verdict {
+            accepted: false,
+            reasons: vec![reason],
+            notes: Vec::new(),
+            evidence: None,
+        }
     }
 
     /// The verified evidence if accepted, else an error listing the reasons.
@@ -147,7 +154,10 @@ impl Verdict {
 impl Policy {
     /// The default policy that also trusts the simulation root (for simulation clusters and tests).
     pub fn simulation() -> Self {
-        Policy { allow_simulation: true, ..Policy::default() }
+        Policy {
+            allow_simulation: true,
+            ..Policy::default()
+        }
     }
 
     /// Applies the acceptance rules to verified evidence.
@@ -186,10 +196,15 @@ impl Policy {
             }
         }
         if evidence.debug() && !self.allow_debug {
-            reasons.push("the enclave runs in DEBUG mode (its memory is readable by the host); debug is not allowed".into());
+            reasons.push(
+                "the enclave runs in DEBUG mode (its memory is readable by the host); debug is not allowed"
+                    .into(),
+            );
         }
-        let sgx_identity_asked =
-            self.mrenclave.is_some() || self.mrsigner.is_some() || self.isv_prod_id.is_some() || self.min_isv_svn.is_some();
+        let sgx_identity_asked = self.mrenclave.is_some()
+            || self.mrsigner.is_some()
+            || self.isv_prod_id.is_some()
+            || self.min_isv_svn.is_some();
         match evidence.body.sgx() {
             Some(_) => {
                 let mrenclave = evidence.mrenclave().unwrap_or_default();
@@ -197,10 +212,16 @@ impl Policy {
                 let prod = evidence.isv_prod_id().unwrap_or_default();
                 let svn = evidence.isv_svn().unwrap_or_default();
                 if let Some(want) = self.mrenclave.filter(|w| w.0 != mrenclave) {
-                    reasons.push(format!("MRENCLAVE {} is not the expected {want}", hex::encode(mrenclave)));
+                    reasons.push(format!(
+                        "MRENCLAVE {} is not the expected {want}",
+                        hex::encode(mrenclave)
+                    ));
                 }
                 if let Some(want) = self.mrsigner.filter(|w| w.0 != mrsigner) {
-                    reasons.push(format!("MRSIGNER {} is not the expected {want}", hex::encode(mrsigner)));
+                    reasons.push(format!(
+                        "MRSIGNER {} is not the expected {want}",
+                        hex::encode(mrsigner)
+                    ));
                 }
                 if let Some(want) = self.isv_prod_id.filter(|w| *w != prod) {
                     reasons.push(format!("ISVPRODID {prod} is not the expected {want}"));
@@ -214,7 +235,9 @@ impl Policy {
             }
             None => {
                 if sgx_identity_asked {
-                    reasons.push("the policy expects an SGX enclave identity, but the quote is from a TD".into());
+                    reasons.push(
+                        "the policy expects an SGX enclave identity, but the quote is from a TD".into(),
+                    );
                 }
                 if let (Some(want), Some(td)) = (&self.tdx, evidence.body.td()) {
                     let fields = [
@@ -238,6 +261,11 @@ impl Policy {
         if self.insecure_ignore_crl_dates {
             notes.push("INSECURE: CRL validity dates were ignored (test-only relaxation)".into());
         }
-        Verdict { accepted: reasons.is_empty(), reasons, notes, evidence: Some(evidence) }
+        Verdict {
+            accepted: reasons.is_empty(),
+            reasons,
+            notes,
+            evidence: Some(evidence),
+        }
     }
 }

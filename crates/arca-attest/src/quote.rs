@@ -11,8 +11,9 @@ use crate::reader::Reader;
 use crate::report::ReportBody;
 
 /// Intel's QE vendor ID, the only one accepted.
-pub const INTEL_QE_VENDOR_ID: [u8; 16] =
-    [0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07];
+pub const INTEL_QE_VENDOR_ID: [u8; 16] = [
+    0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
+];
 
 /// The TEE a quote comes from (header offset 4). Unknown values are kept, not mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -103,7 +104,12 @@ impl TdReport10 {
             mr_config_id: r.array("MRCONFIGID")?,
             mr_owner: r.array("MROWNER")?,
             mr_owner_config: r.array("MROWNERCONFIG")?,
-            rtmr: [r.array("RTMR0")?, r.array("RTMR1")?, r.array("RTMR2")?, r.array("RTMR3")?],
+            rtmr: [
+                r.array("RTMR0")?,
+                r.array("RTMR1")?,
+                r.array("RTMR2")?,
+                r.array("RTMR3")?,
+            ],
             report_data: r.array("REPORTDATA")?,
         })
     }
@@ -203,8 +209,12 @@ impl CertificationData<'_> {
     /// The DER certificates of a type-5 chain, in the order given.
     pub fn pck_chain_der(&self) -> Result<Vec<Cow<'_, [u8]>>, Error> {
         match self {
-            CertificationData::PckChain(data) => crate::pki::split_certificates(data, "PCK certificate chain"),
-            other => Err(Error::PckCertificateRequired { cert_type: other.kind() }),
+            CertificationData::PckChain(data) => {
+                crate::pki::split_certificates(data, "PCK certificate chain")
+            }
+            other => Err(Error::PckCertificateRequired {
+                cert_type: other.kind(),
+            }),
         }
     }
 }
@@ -272,13 +282,18 @@ impl<'a> Quote<'a> {
             return Err(unsupported("version", header.version));
         }
         if header.attestation_key_type != 2 {
-            return Err(unsupported("attestation key type (only 2, ECDSA P-256, is defined)", header.attestation_key_type));
+            return Err(unsupported(
+                "attestation key type (only 2, ECDSA P-256, is defined)",
+                header.attestation_key_type,
+            ));
         }
         if header.qe_vendor_id != INTEL_QE_VENDOR_ID {
             return Err(unsupported("QE vendor ID", hex::encode(header.qe_vendor_id)));
         }
         let body = match (header.version, header.tee_type) {
-            (3, TeeType::SGX) | (4, TeeType::SGX) => QuoteBody::Sgx(read_report(&mut r, "ISV enclave report")?),
+            (3, TeeType::SGX) | (4, TeeType::SGX) => {
+                QuoteBody::Sgx(read_report(&mut r, "ISV enclave report")?)
+            }
             (4, TeeType::TDX) => QuoteBody::Td10(TdReport10::read(&mut r)?),
             (3 | 4, t) => return Err(unsupported("TEE type", t.name())),
             _ => {
@@ -318,7 +333,12 @@ impl<'a> Quote<'a> {
         let sig_bytes = r.take(sig_len, "signature data")?;
         let signature = parse_signature_data(bytes, sig_start, sig_bytes, header.version)?;
         ensure_zero_tail(bytes, sig_start + sig_len, "quote")?;
-        Ok(Quote { header, body, signature, signed })
+        Ok(Quote {
+            header,
+            body,
+            signature,
+            signed,
+        })
     }
 
     /// The bytes the ISV signature covers: everything before the signature-data length.
@@ -348,7 +368,11 @@ impl<'a> Quote<'a> {
 }
 
 fn unsupported(field: &'static str, value: impl std::fmt::Display) -> Error {
-    Error::Unsupported { structure: "quote header", field, value: value.to_string() }
+    Error::Unsupported {
+        structure: "quote header",
+        field,
+        value: value.to_string(),
+    }
 }
 
 fn read_report(r: &mut Reader<'_>, _what: &'static str) -> Result<ReportBody, Error> {
@@ -359,7 +383,11 @@ fn read_report(r: &mut Reader<'_>, _what: &'static str) -> Result<ReportBody, Er
 fn ensure_zero_tail(bytes: &[u8], from: usize, structure: &'static str) -> Result<(), Error> {
     let tail = bytes.get(from..).unwrap_or_default();
     if tail.iter().any(|&b| b != 0) {
-        return Err(Error::TrailingData { structure, offset: from, len: tail.len() });
+        return Err(Error::TrailingData {
+            structure,
+            offset: from,
+            len: tail.len(),
+        });
     }
     Ok(())
 }
@@ -374,8 +402,11 @@ fn parse_signature_data<'a>(
     let isv_signature = r.array("ISV signature")?;
     let key_at = r.pos();
     let attestation_key = r.array("attestation key")?;
-    let mut offsets =
-        SigOffsets { isv_signature: base, attestation_key: base + key_at, ..SigOffsets::default() };
+    let mut offsets = SigOffsets {
+        isv_signature: base,
+        attestation_key: base + key_at,
+        ..SigOffsets::default()
+    };
     let (qe, end) = if version == 3 {
         let qe = parse_qe_certification(&mut r, base, &mut offsets)?;
         (qe, r.pos())
@@ -513,7 +544,10 @@ mod tests {
     fn rejects_unknown_versions_and_key_types() {
         let mut bytes = vector("dcap-qvl/sample_sgx_quote");
         bytes[0] = 2;
-        assert!(matches!(Quote::parse(&bytes), Err(Error::Unsupported { field: "version", .. })));
+        assert!(matches!(
+            Quote::parse(&bytes),
+            Err(Error::Unsupported { field: "version", .. })
+        ));
         bytes[0] = 3;
         bytes[2] = 3;
         assert!(Quote::parse(&bytes).is_err());

@@ -98,7 +98,11 @@ impl RaTlsCertificate {
                 let claims_hash = sha256(&claims);
                 check_report_data(&quote, &claims_hash, "TCG DICE quote", "SHA-256 of the claims")?;
                 dice_claims_hash = Some(claims_hash);
-                evidence.push(RaTlsEvidence { format: RaTlsFormat::TcgDice, quote, claims: Some(claims) });
+                evidence.push(RaTlsEvidence {
+                    format: RaTlsFormat::TcgDice,
+                    quote,
+                    claims: Some(claims),
+                });
             }
         }
         for ext in cert.extensions() {
@@ -115,24 +119,50 @@ impl RaTlsCertificate {
             match format {
                 RaTlsFormat::IntelSgxSdk => {
                     let hash = dice_claims_hash.ok_or_else(|| {
-                        Error::RaTls("the Intel SGX SDK quote extension comes without the DICE claims it is bound to".into())
+                        Error::RaTls(
+                            "the Intel SGX SDK quote extension comes without the DICE claims it is bound to"
+                                .into(),
+                        )
                     })?;
                     check_report_data(&quote, &hash, "Intel SGX SDK quote", "SHA-256 of the DICE claims")?;
                 }
-                _ => check_report_data(&quote, &spki_sha256, "quote", "SHA-256 of the certificate's public key")?,
+                _ => check_report_data(
+                    &quote,
+                    &spki_sha256,
+                    "quote",
+                    "SHA-256 of the certificate's public key",
+                )?,
             }
-            evidence.push(RaTlsEvidence { format, quote, claims: None });
+            evidence.push(RaTlsEvidence {
+                format,
+                quote,
+                claims: None,
+            });
         }
         if evidence.is_empty() {
-            return Err(Error::RaTls("the certificate carries no attestation evidence (not an RA-TLS certificate)".into()));
+            return Err(Error::RaTls(
+                "the certificate carries no attestation evidence (not an RA-TLS certificate)".into(),
+            ));
         }
-        let validity = (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp());
-        Ok(RaTlsCertificate { spki_sha256, validity, evidence })
+        let validity = (
+            cert.validity().not_before.timestamp(),
+            cert.validity().not_after.timestamp(),
+        );
+        Ok(RaTlsCertificate {
+            spki_sha256,
+            validity,
+            evidence,
+        })
     }
 
     /// The quote to verify: the DICE one if present, else the first found.
     pub fn quote(&self) -> &[u8] {
-        self.evidence.iter().find(|e| e.format == RaTlsFormat::TcgDice).unwrap_or(&self.evidence[0]).quote.as_slice()
+        self.evidence
+            .iter()
+            .find(|e| e.format == RaTlsFormat::TcgDice)
+            .unwrap_or(&self.evidence[0])
+            .quote
+            .as_slice()
     }
 }
 
@@ -142,11 +172,16 @@ fn strip_oe_header(v: &[u8]) -> Result<Vec<u8>, Error> {
     let kind = r.u32("type")?;
     let size = u64::from_le_bytes(r.array("size")?);
     if version != 1 || kind != 2 {
-        return Err(Error::RaTls(format!("Open Enclave evidence header version {version} type {kind} (expected 1, 2)")));
+        return Err(Error::RaTls(format!(
+            "Open Enclave evidence header version {version} type {kind} (expected 1, 2)"
+        )));
     }
     let rest = r.rest();
     if size != rest.len() as u64 {
-        return Err(Error::RaTls(format!("Open Enclave evidence says {size} bytes of quote, {} present", rest.len())));
+        return Err(Error::RaTls(format!(
+            "Open Enclave evidence says {size} bytes of quote, {} present",
+            rest.len()
+        )));
     }
     Ok(rest.to_vec())
 }
@@ -154,8 +189,12 @@ fn strip_oe_header(v: &[u8]) -> Result<Vec<u8>, Error> {
 fn parse_dice(value: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
     let bad = |r: &str| Error::RaTls(format!("TCG DICE evidence: {r}"));
     let v: Value = ciborium::from_reader(value).map_err(|e| bad(&format!("not CBOR: {e}")))?;
-    let Value::Tag(CBOR_TAG_EVIDENCE, inner) = v else { return Err(bad("not CBOR tag 60000")) };
-    let Value::Array(items) = *inner else { return Err(bad("tag 60000 does not wrap an array")) };
+    let Value::Tag(CBOR_TAG_EVIDENCE, inner) = v else {
+        return Err(bad("not CBOR tag 60000"));
+    };
+    let Value::Array(items) = *inner else {
+        return Err(bad("tag 60000 does not wrap an array"));
+    };
     match <[Value; 2]>::try_from(items) {
         Ok([Value::Bytes(quote), Value::Bytes(claims)]) => Ok((quote, claims)),
         _ => Err(bad("expected [quote (bytes), claims (bytes)]")),
@@ -165,27 +204,40 @@ fn parse_dice(value: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
 fn check_pubkey_hash(claims: &[u8], spki: &[u8]) -> Result<(), Error> {
     let bad = |r: String| Error::RaTls(format!("key not bound: {r}"));
     let map: Value = ciborium::from_reader(claims).map_err(|e| bad(format!("claims are not CBOR: {e}")))?;
-    let Value::Map(entries) = map else { return Err(bad("claims are not a CBOR map".into())) };
+    let Value::Map(entries) = map else {
+        return Err(bad("claims are not a CBOR map".into()));
+    };
     let hash = entries
         .iter()
         .find(|(k, _)| matches!(k, Value::Text(t) if t == "pubkey-hash"))
         .map(|(_, v)| v)
         .ok_or_else(|| bad("the claims have no pubkey-hash".into()))?;
-    let Value::Bytes(hash) = hash else { return Err(bad("pubkey-hash is not a byte string".into())) };
-    let inner: Value = ciborium::from_reader(hash.as_slice()).map_err(|e| bad(format!("pubkey-hash is not CBOR: {e}")))?;
-    let Value::Array(pair) = inner else { return Err(bad("pubkey-hash is not [alg, hash]".into())) };
+    let Value::Bytes(hash) = hash else {
+        return Err(bad("pubkey-hash is not a byte string".into()));
+    };
+    let inner: Value =
+        ciborium::from_reader(hash.as_slice()).map_err(|e| bad(format!("pubkey-hash is not CBOR: {e}")))?;
+    let Value::Array(pair) = inner else {
+        return Err(bad("pubkey-hash is not [alg, hash]".into()));
+    };
     let (alg, digest) = match pair.as_slice() {
         [Value::Integer(alg), Value::Bytes(d)] => (i128::from(*alg), d),
         _ => return Err(bad("pubkey-hash is not [alg, hash]".into())),
     };
     let expected: Vec<u8> = match alg {
         1 => sha256(spki).to_vec(),
-        7 => ring::digest::digest(&ring::digest::SHA384, spki).as_ref().to_vec(),
-        8 => ring::digest::digest(&ring::digest::SHA512, spki).as_ref().to_vec(),
+        7 => ring::digest::digest(&ring::digest::SHA384, spki)
+            .as_ref()
+            .to_vec(),
+        8 => ring::digest::digest(&ring::digest::SHA512, spki)
+            .as_ref()
+            .to_vec(),
         other => return Err(bad(format!("unsupported pubkey-hash algorithm {other}"))),
     };
     if digest.as_slice() != expected.as_slice() {
-        return Err(bad("the pubkey-hash claim is not the hash of this certificate's public key".into()));
+        return Err(bad(
+            "the pubkey-hash claim is not the hash of this certificate's public key".into(),
+        ));
     }
     Ok(())
 }
@@ -193,7 +245,9 @@ fn check_pubkey_hash(claims: &[u8], spki: &[u8]) -> Result<(), Error> {
 fn check_report_data(quote: &[u8], expected: &[u8; 32], what: &str, of: &str) -> Result<(), Error> {
     let q = crate::quote::Quote::parse(quote)?;
     if q.body.report_data()[..32] != expected[..] {
-        return Err(Error::RaTls(format!("key not bound: the {what}'s REPORTDATA is not the {of}")));
+        return Err(Error::RaTls(format!(
+            "key not bound: the {what}'s REPORTDATA is not the {of}"
+        )));
     }
     Ok(())
 }
@@ -234,14 +288,22 @@ pub struct RaTlsIdentity {
 
 impl std::fmt::Debug for RaTlsIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RaTlsIdentity").field("cert_len", &self.cert_der.len()).finish_non_exhaustive()
+        f.debug_struct("RaTlsIdentity")
+            .field("cert_len", &self.cert_der.len())
+            .finish_non_exhaustive()
     }
 }
 
 /// Encodes the DICE claims map `{"pubkey-hash": bstr([1, SHA-256(spki)])}`.
 fn dice_claims(spki: &[u8]) -> Result<Vec<u8>, Error> {
-    let hash = cbor(&Value::Array(vec![Value::Integer(1.into()), Value::Bytes(sha256(spki).to_vec())]))?;
-    cbor(&Value::Map(vec![(Value::Text("pubkey-hash".into()), Value::Bytes(hash))]))
+    let hash = cbor(&Value::Array(vec![
+        Value::Integer(1.into()),
+        Value::Bytes(sha256(spki).to_vec()),
+    ]))?;
+    cbor(&Value::Map(vec![(
+        Value::Text("pubkey-hash".into()),
+        Value::Bytes(hash),
+    )]))
 }
 
 fn cbor(v: &Value) -> Result<Vec<u8>, Error> {
@@ -275,16 +337,27 @@ impl RaTlsIdentity {
         params.distinguished_name = dn;
         params.not_before = time::OffsetDateTime::from_unix_timestamp(opts.not_before)
             .map_err(|e| Error::crypto("set notBefore", e))?;
-        params.not_after =
-            time::OffsetDateTime::from_unix_timestamp(opts.not_after).map_err(|e| Error::crypto("set notAfter", e))?;
-        params.custom_extensions.push(CustomExtension::from_oid_content(&[2, 23, 133, 5, 4, 9], evidence));
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(opts.not_after)
+            .map_err(|e| Error::crypto("set notAfter", e))?;
+        params.custom_extensions.push(CustomExtension::from_oid_content(
+            &[2, 23, 133, 5, 4, 9],
+            evidence,
+        ));
         if opts.gramine_legacy {
             let legacy = quoter.quote(&report_data(sha256(&spki)))?;
             // Components chosen so that the encoding is byte-identical to Gramine's mis-encoded OID.
-            params.custom_extensions.push(CustomExtension::from_oid_content(&[0, 6, 9, 42, 840, 113741, 1337, 6], legacy));
+            params.custom_extensions.push(CustomExtension::from_oid_content(
+                &[0, 6, 9, 42, 840, 113741, 1337, 6],
+                legacy,
+            ));
         }
-        let cert = params.self_signed(&key).map_err(|e| Error::crypto("self-sign the RA-TLS certificate", e))?;
-        Ok(RaTlsIdentity { cert_der: cert.der().to_vec(), key_pkcs8: Zeroizing::new(key.serialize_der()) })
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| Error::crypto("self-sign the RA-TLS certificate", e))?;
+        Ok(RaTlsIdentity {
+            cert_der: cert.der().to_vec(),
+            key_pkcs8: Zeroizing::new(key.serialize_der()),
+        })
     }
 
     /// The certificate (DER).
@@ -323,14 +396,25 @@ pub struct RaTlsVerifier {
 
 impl std::fmt::Debug for RaTlsVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RaTlsVerifier").field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("RaTlsVerifier")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 
 impl RaTlsVerifier {
     /// A verifier applying `policy` with collateral from `collateral` (none: TCB status unknown, refused).
-    pub fn new(verifier: Arc<Verifier>, collateral: Option<Arc<dyn CollateralSource>>, policy: Policy) -> Self {
-        RaTlsVerifier { verifier, collateral, policy, fixed_time: None }
+    pub fn new(
+        verifier: Arc<Verifier>,
+        collateral: Option<Arc<dyn CollateralSource>>,
+        policy: Policy,
+    ) -> Self {
+        RaTlsVerifier {
+            verifier,
+            collateral,
+            policy,
+            fixed_time: None,
+        }
     }
 
     /// Verifies at a fixed time instead of the handshake's clock (tests, replays).
@@ -355,11 +439,17 @@ impl RaTlsVerifier {
             ));
         }
         let quote = cert.quote();
-        let collateral = match self.collateral.as_ref().map(|c| c.collateral_for(quote)).transpose() {
+        let collateral = match self
+            .collateral
+            .as_ref()
+            .map(|c| c.collateral_for(quote))
+            .transpose()
+        {
             Ok(c) => c.flatten(),
             Err(e) => return Verdict::refused(format!("cannot get collateral: {e}")),
         };
-        self.verifier.verify(&Evidence::new(quote, collateral.as_deref()), &self.policy, at)
+        self.verifier
+            .verify(&Evidence::new(quote, collateral.as_deref()), &self.policy, at)
     }
 
     fn check(&self, end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
@@ -369,7 +459,9 @@ impl RaTlsVerifier {
             return Ok(());
         }
         let err = Error::Policy(verdict.reasons.join("; "));
-        Err(rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(err)))))
+        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+            rustls::OtherError(Arc::new(err)),
+        )))
     }
 }
 
@@ -391,7 +483,9 @@ impl ServerCertVerifier for RaTlsServerVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.0.check(end_entity, now).map(|_| ServerCertVerified::assertion())
+        self.0
+            .check(end_entity, now)
+            .map(|_| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -432,7 +526,9 @@ impl ClientCertVerifier for RaTlsClientVerifier {
         _intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.0.check(end_entity, now).map(|_| ClientCertVerified::assertion())
+        self.0
+            .check(end_entity, now)
+            .map(|_| ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -473,7 +569,9 @@ pub fn server_config(
         None => builder.with_no_client_auth(),
     };
     let (certs, key) = identity.rustls_parts();
-    builder.with_single_cert(certs, key).map_err(|e| Error::crypto("configure the TLS server certificate", e))
+    builder
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::crypto("configure the TLS server certificate", e))
 }
 
 /// A TLS 1.3 client configuration that accepts only an attested server and, when `identity` is given,
@@ -491,7 +589,9 @@ pub fn client_config(
     match identity {
         Some(id) => {
             let (certs, key) = id.rustls_parts();
-            builder.with_client_auth_cert(certs, key).map_err(|e| Error::crypto("configure the TLS client certificate", e))
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| Error::crypto("configure the TLS client certificate", e))
         }
         None => Ok(builder.with_no_client_auth()),
     }

@@ -27,13 +27,17 @@ impl<'a> Reader<'a> {
 
     /// Takes the next `n` bytes.
     pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], Error> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(Error::Truncated {
-            structure: self.what,
-            field,
-            offset: self.pos,
-            needed: n,
-            available: self.buf.len().saturating_sub(self.pos),
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(Error::Truncated {
+                structure: self.what,
+                field,
+                offset: self.pos,
+                needed: n,
+                available: self.buf.len().saturating_sub(self.pos),
+            })?;
         let out = &self.buf[self.pos..end];
         self.pos = end;
         Ok(out)

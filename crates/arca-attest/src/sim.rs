@@ -66,7 +66,10 @@ pub struct SimPkiOptions {
 impl SimPkiOptions {
     /// Options for a PKI created at `at` and valid for ten years.
     pub fn at(at: i64) -> Self {
-        SimPkiOptions { at, validity_days: DEFAULT_VALIDITY_DAYS }
+        SimPkiOptions {
+            at,
+            validity_days: DEFAULT_VALIDITY_DAYS,
+        }
     }
 }
 
@@ -77,18 +80,29 @@ struct Key {
 
 impl Key {
     fn generate(step: &'static str) -> Result<Self, Error> {
-        let rcgen = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| Error::crypto(step, e))?;
-        Ok(Key { pem: Zeroizing::new(rcgen.serialize_pem()), rcgen })
+        let rcgen =
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| Error::crypto(step, e))?;
+        Ok(Key {
+            pem: Zeroizing::new(rcgen.serialize_pem()),
+            rcgen,
+        })
     }
 
     fn from_pem(pem: String, step: &'static str) -> Result<Self, Error> {
         let rcgen = KeyPair::from_pem(&pem).map_err(|e| Error::crypto(step, e))?;
-        Ok(Key { pem: Zeroizing::new(pem), rcgen })
+        Ok(Key {
+            pem: Zeroizing::new(pem),
+            rcgen,
+        })
     }
 
     fn ring(&self, step: &'static str) -> Result<EcdsaKeyPair, Error> {
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, self.rcgen.serialized_der(), &SystemRandom::new())
-            .map_err(|e| Error::crypto(step, e))
+        EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            self.rcgen.serialized_der(),
+            &SystemRandom::new(),
+        )
+        .map_err(|e| Error::crypto(step, e))
     }
 }
 
@@ -114,7 +128,9 @@ pub struct SimPki {
 
 impl std::fmt::Debug for SimPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimPki").field("window", &self.window).finish_non_exhaustive()
+        f.debug_struct("SimPki")
+            .field("window", &self.window)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,7 +147,8 @@ fn dn(cn: &str) -> DistinguishedName {
 
 fn random_serial() -> Result<Vec<u8>, Error> {
     let mut s = [0u8; 16];
-    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut s).map_err(|_| Error::crypto("draw a serial", "rng"))?;
+    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut s)
+        .map_err(|_| Error::crypto("draw a serial", "rng"))?;
     s[0] = (s[0] & 0x7f) | 0x40;
     Ok(s.to_vec())
 }
@@ -154,7 +171,10 @@ fn leaf_params(cn: &str, window: (i64, i64), serial: Vec<u8>) -> Result<Certific
     p.not_before = odt(window.0)?;
     p.not_after = odt(window.1)?;
     p.is_ca = IsCa::ExplicitNoCa;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::ContentCommitment,
+    ];
     p.serial_number = Some(SerialNumber::from_slice(&serial));
     p.use_authority_key_identifier_extension = true;
     Ok(p)
@@ -259,7 +279,11 @@ fn qe_identity_json(window: (i64, i64)) -> String {
 }
 
 fn sign_raw(key: &EcdsaKeyPair, msg: &[u8], step: &'static str) -> Result<Vec<u8>, Error> {
-    Ok(key.sign(&SystemRandom::new(), msg).map_err(|e| Error::crypto(step, e))?.as_ref().to_vec())
+    Ok(key
+        .sign(&SystemRandom::new(), msg)
+        .map_err(|e| Error::crypto(step, e))?
+        .as_ref()
+        .to_vec())
 }
 
 impl SimPki {
@@ -268,8 +292,9 @@ impl SimPki {
         let window = (opts.at - 86_400, opts.at + opts.validity_days * 86_400);
         let root = Key::generate("generate the simulation root CA key")?;
         let root_params = ca_params(ROOT_CN, window, Some(random_serial()?))?;
-        let root_cert =
-            root_params.self_signed(&root.rcgen).map_err(|e| Error::crypto("self-sign the simulation root CA", e))?;
+        let root_cert = root_params
+            .self_signed(&root.rcgen)
+            .map_err(|e| Error::crypto("self-sign the simulation root CA", e))?;
         let platform = Key::generate("generate the PCK platform CA key")?;
         let root_issuer = Issuer::new(ca_params(ROOT_CN, window, None)?, &root.rcgen);
         let mut platform_params = ca_params(PLATFORM_CN, window, Some(random_serial()?))?;
@@ -285,13 +310,16 @@ impl SimPki {
         let pck_serial = random_serial()?;
         let mut pck_params = leaf_params(PCK_CN, window, pck_serial.clone())?;
         let ppid: [u8; 16] = sha256(&pck_serial)[..16].try_into().unwrap_or_default();
-        pck_params.custom_extensions.push(rcgen::CustomExtension::from_oid_content(
-            &[1, 2, 840, 113741, 1, 13, 1],
-            sgx_extension(ppid),
-        ));
+        pck_params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 2, 840, 113741, 1, 13, 1],
+                sgx_extension(ppid),
+            ));
         let platform_issuer = Issuer::new(ca_params(PLATFORM_CN, window, None)?, &platform.rcgen);
-        let pck_cert =
-            pck_params.signed_by(&pck.rcgen, &platform_issuer).map_err(|e| Error::crypto("sign the PCK certificate", e))?;
+        let pck_cert = pck_params
+            .signed_by(&pck.rcgen, &platform_issuer)
+            .map_err(|e| Error::crypto("sign the PCK certificate", e))?;
         let qe = Key::generate("generate the QE attestation key")?;
         Self::assemble(
             root_cert.pem(),
@@ -325,7 +353,9 @@ impl SimPki {
         revoke_pck: bool,
     ) -> Result<Self, Error> {
         let pck_der = pem::parse(&pck_pem).map_err(|e| Error::crypto("read the PCK certificate", e))?;
-        let pck_serial = crate::pki::parse_cert(pck_der.contents(), "simulation PCK certificate")?.raw_serial().to_vec();
+        let pck_serial = crate::pki::parse_cert(pck_der.contents(), "simulation PCK certificate")?
+            .raw_serial()
+            .to_vec();
         let qe_ring = qe.ring("load the QE attestation key")?;
         let mut pki = SimPki {
             root_pem,
@@ -340,7 +370,17 @@ impl SimPki {
             qe,
             qe_ring,
             window,
-            collateral: Collateral::from_parts(String::new(), &[0x30, 0], &[0x30, 0], String::new(), String::new(), vec![0; 64], String::new(), String::new(), vec![0; 64])?,
+            collateral: Collateral::from_parts(
+                String::new(),
+                &[0x30, 0],
+                &[0x30, 0],
+                String::new(),
+                String::new(),
+                vec![0; 64],
+                String::new(),
+                String::new(),
+                vec![0; 64],
+            )?,
             tail: Vec::new(),
         };
         pki.collateral = match collateral {
@@ -357,7 +397,11 @@ impl SimPki {
         let tcb_info = tcb_info_json(window);
         let qe_identity = qe_identity_json(window);
         let tcb_sig = sign_raw(&tcb_key, tcb_info.as_bytes(), "sign the simulation TCB info")?;
-        let qe_sig = sign_raw(&tcb_key, qe_identity.as_bytes(), "sign the simulation QE identity")?;
+        let qe_sig = sign_raw(
+            &tcb_key,
+            qe_identity.as_bytes(),
+            "sign the simulation QE identity",
+        )?;
         let crl = |issuer_cn: &str, key: &KeyPair, revoked: Vec<Vec<u8>>| -> Result<Vec<u8>, Error> {
             let params = CertificateRevocationListParams {
                 this_update: odt(window.0)?,
@@ -378,11 +422,22 @@ impl SimPki {
                 key_identifier_method: KeyIdMethod::Sha256,
             };
             let issuer = Issuer::new(ca_params(issuer_cn, window, None)?, key);
-            Ok(params.signed_by(&issuer).map_err(|e| Error::crypto("sign a simulation CRL", e))?.der().to_vec())
+            Ok(params
+                .signed_by(&issuer)
+                .map_err(|e| Error::crypto("sign a simulation CRL", e))?
+                .der()
+                .to_vec())
         };
         let root_crl = crl(ROOT_CN, &self.root.rcgen, Vec::new())?;
-        let pck_crl =
-            crl(PLATFORM_CN, &self.platform.rcgen, if revoke_pck { vec![self.pck_serial.clone()] } else { Vec::new() })?;
+        let pck_crl = crl(
+            PLATFORM_CN,
+            &self.platform.rcgen,
+            if revoke_pck {
+                vec![self.pck_serial.clone()]
+            } else {
+                Vec::new()
+            },
+        )?;
         let tcb_chain = format!("{}{}", self.tcb_pem, self.root_pem);
         Collateral::from_parts(
             format!("{}{}", self.platform_pem, self.root_pem),
@@ -483,9 +538,13 @@ impl SimPki {
             write(&dir.join(name), text.as_bytes(), 0o644)?;
         }
         write(&dir.join(COLLATERAL), self.collateral.to_json().as_bytes(), 0o644)?;
-        for (name, key) in
-            [(ROOT_KEY, &self.root), (PLATFORM_KEY, &self.platform), (TCB_KEY, &self.tcb), (PCK_KEY, &self.pck), (QE_KEY, &self.qe)]
-        {
+        for (name, key) in [
+            (ROOT_KEY, &self.root),
+            (PLATFORM_KEY, &self.platform),
+            (TCB_KEY, &self.tcb),
+            (PCK_KEY, &self.pck),
+            (QE_KEY, &self.qe),
+        ] {
             write(&dir.join(name), key.pem.as_bytes(), 0o600)?;
         }
         Ok(())
@@ -496,13 +555,17 @@ impl SimPki {
         let text = |name: &str| -> Result<String, Error> {
             let p = dir.join(name);
             let bytes = std::fs::read(&p).map_err(|e| Error::io("read", &p, e))?;
-            String::from_utf8(bytes).map_err(|e| Error::crypto("read the simulation PKI", format!("{}: {e}", p.display())))
+            String::from_utf8(bytes)
+                .map_err(|e| Error::crypto("read the simulation PKI", format!("{}: {e}", p.display())))
         };
         let key = |name: &str| -> Result<Key, Error> { Key::from_pem(text(name)?, "load a simulation key") };
         let root_pem = text(ROOT_CERT)?;
         let root_der = pem::parse(&root_pem).map_err(|e| Error::crypto("read the simulation root", e))?;
         let root_cert = crate::pki::parse_cert(root_der.contents(), "simulation root CA")?;
-        let window = (root_cert.validity().not_before.timestamp(), root_cert.validity().not_after.timestamp());
+        let window = (
+            root_cert.validity().not_before.timestamp(),
+            root_cert.validity().not_after.timestamp(),
+        );
         let collateral = Collateral::load(&dir.join(COLLATERAL))?;
         Self::assemble(
             root_pem,
@@ -532,7 +595,9 @@ fn write(path: &Path, data: &[u8], mode: u32) -> Result<(), Error> {
         .mode(mode)
         .open(&tmp)
         .map_err(|e| Error::io("write", &tmp, e))?;
-    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| Error::io("write", &tmp, e))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io("write", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))
 }
 

@@ -80,7 +80,10 @@ impl std::str::FromStr for TcbStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         TcbStatus::parse(s).ok_or_else(|| {
-            format!("unknown TCB status `{s}` (one of: {})", TcbStatus::ALL.map(|t| t.as_str()).join(", "))
+            format!(
+                "unknown TCB status `{s}` (one of: {})",
+                TcbStatus::ALL.map(|t| t.as_str()).join(", ")
+            )
         })
     }
 }
@@ -293,7 +296,8 @@ pub(crate) fn parse_date(s: &str, item: &str) -> Result<i64, Error> {
 
 fn hex_array<const N: usize>(s: &str, item: &str) -> Result<[u8; N], Error> {
     let v = hex::decode(s).map_err(|e| bad(item, format!("bad hex `{s}`: {e}")))?;
-    v.try_into().map_err(|v: Vec<u8>| bad(item, format!("{} bytes, expected {N}", v.len())))
+    v.try_into()
+        .map_err(|v: Vec<u8>| bad(item, format!("{} bytes, expected {N}", v.len())))
 }
 
 fn status(s: &str, item: &str) -> Result<TcbStatus, Error> {
@@ -316,7 +320,11 @@ fn isv_levels(levels: Vec<IsvLevelJson<'_>>, item: &str) -> Result<Vec<IsvLevel>
         .into_iter()
         .map(|l| {
             let _ = l.tcb_date;
-            Ok(IsvLevel { isvsvn: l.tcb.isvsvn, status: status(l.tcb_status, item)?, advisories: l.advisory_ids })
+            Ok(IsvLevel {
+                isvsvn: l.tcb.isvsvn,
+                status: status(l.tcb_status, item)?,
+                advisories: l.advisory_ids,
+            })
         })
         .collect()
 }
@@ -326,7 +334,10 @@ impl TcbInfo {
     pub(crate) fn parse(text: &str) -> Result<Self, Error> {
         let j: TcbInfoJson<'_> = serde_json::from_str(text).map_err(|e| bad("tcb_info", e))?;
         if !(2..=3).contains(&j.version) {
-            return Err(bad("tcb_info.version", format!("version {} is not supported (2 or 3)", j.version)));
+            return Err(bad(
+                "tcb_info.version",
+                format!("version {} is not supported (2 or 3)", j.version),
+            ));
         }
         let levels = j
             .tcb_levels
@@ -339,10 +350,22 @@ impl TcbInfo {
                     Some(c) => components(c, &item)?,
                     None => {
                         let v2 = [
-                            t.sgxtcbcomp01svn, t.sgxtcbcomp02svn, t.sgxtcbcomp03svn, t.sgxtcbcomp04svn,
-                            t.sgxtcbcomp05svn, t.sgxtcbcomp06svn, t.sgxtcbcomp07svn, t.sgxtcbcomp08svn,
-                            t.sgxtcbcomp09svn, t.sgxtcbcomp10svn, t.sgxtcbcomp11svn, t.sgxtcbcomp12svn,
-                            t.sgxtcbcomp13svn, t.sgxtcbcomp14svn, t.sgxtcbcomp15svn, t.sgxtcbcomp16svn,
+                            t.sgxtcbcomp01svn,
+                            t.sgxtcbcomp02svn,
+                            t.sgxtcbcomp03svn,
+                            t.sgxtcbcomp04svn,
+                            t.sgxtcbcomp05svn,
+                            t.sgxtcbcomp06svn,
+                            t.sgxtcbcomp07svn,
+                            t.sgxtcbcomp08svn,
+                            t.sgxtcbcomp09svn,
+                            t.sgxtcbcomp10svn,
+                            t.sgxtcbcomp11svn,
+                            t.sgxtcbcomp12svn,
+                            t.sgxtcbcomp13svn,
+                            t.sgxtcbcomp14svn,
+                            t.sgxtcbcomp15svn,
+                            t.sgxtcbcomp16svn,
                         ];
                         let mut out = [0u32; 16];
                         for (o, c) in out.iter_mut().zip(v2) {
@@ -351,7 +374,11 @@ impl TcbInfo {
                         out
                     }
                 };
-                let tdx = t.tdxtcbcomponents.as_deref().map(|c| components(c, &item)).transpose()?;
+                let tdx = t
+                    .tdxtcbcomponents
+                    .as_deref()
+                    .map(|c| components(c, &item))
+                    .transpose()?;
                 Ok(TcbLevel {
                     sgx,
                     pcesvn: t.pcesvn,
@@ -402,11 +429,18 @@ impl TcbInfo {
 
     /// The first level met by the platform: every SGX component SVN and the PCESVN of the PCK certificate
     /// (and, for TDX, every TEE_TCB_SVN byte) at least the level's.
-    pub(crate) fn platform_level(&self, pck: &PckExtensions, tee_tcb_svn: Option<&[u8; 16]>) -> Result<&TcbLevel, Error> {
+    pub(crate) fn platform_level(
+        &self,
+        pck: &PckExtensions,
+        tee_tcb_svn: Option<&[u8; 16]>,
+    ) -> Result<&TcbLevel, Error> {
         self.levels
             .iter()
             .find(|l| {
-                l.sgx.iter().zip(pck.tcb_components).all(|(need, have)| *need <= u32::from(have))
+                l.sgx
+                    .iter()
+                    .zip(pck.tcb_components)
+                    .all(|(need, have)| *need <= u32::from(have))
                     && l.pcesvn <= u32::from(pck.pcesvn)
                     && match (tee_tcb_svn, &l.tdx) {
                         (None, _) => true,
@@ -432,7 +466,10 @@ impl QeIdentity {
     pub(crate) fn parse(text: &str) -> Result<Self, Error> {
         let j: QeIdentityJson<'_> = serde_json::from_str(text).map_err(|e| bad("qe_identity", e))?;
         if j.version != 2 {
-            return Err(bad("qe_identity.version", format!("version {} is not supported (2)", j.version)));
+            return Err(bad(
+                "qe_identity.version",
+                format!("version {} is not supported (2)", j.version),
+            ));
         }
         let _ = j.tcb_evaluation_data_number;
         Ok(QeIdentity {
@@ -459,8 +496,14 @@ mod tests {
         use TcbStatus::*;
         assert_eq!(UpToDate.converge(OutOfDate), OutOfDate);
         assert_eq!(SWHardeningNeeded.converge(OutOfDate), OutOfDate);
-        assert_eq!(ConfigurationNeeded.converge(OutOfDate), OutOfDateConfigurationNeeded);
-        assert_eq!(ConfigurationAndSWHardeningNeeded.converge(OutOfDate), OutOfDateConfigurationNeeded);
+        assert_eq!(
+            ConfigurationNeeded.converge(OutOfDate),
+            OutOfDateConfigurationNeeded
+        );
+        assert_eq!(
+            ConfigurationAndSWHardeningNeeded.converge(OutOfDate),
+            OutOfDateConfigurationNeeded
+        );
         assert_eq!(UpToDate.converge(Revoked), Revoked);
         assert_eq!(ConfigurationNeeded.converge(UpToDate), ConfigurationNeeded);
     }

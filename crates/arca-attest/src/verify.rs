@@ -44,7 +44,11 @@ pub struct Evidence<'a> {
 impl<'a> Evidence<'a> {
     /// A quote with its collateral.
     pub fn new(quote: &'a [u8], collateral: Option<&'a Collateral>) -> Self {
-        Evidence { quote, collateral, pck_chain: None }
+        Evidence {
+            quote,
+            collateral,
+            pck_chain: None,
+        }
     }
 }
 
@@ -200,7 +204,10 @@ impl Default for Verifier {
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("anchors", &self.anchors.iter().map(|a| a.subject()).collect::<Vec<_>>())
+            .field(
+                "anchors",
+                &self.anchors.iter().map(|a| a.subject()).collect::<Vec<_>>(),
+            )
             .field("simulation", &self.simulation.as_ref().map(|a| a.subject()))
             .field("cache", &self.cache.is_some())
             .finish()
@@ -210,12 +217,20 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier trusting Intel's SGX Root CA, with the warm cache on.
     pub fn new() -> Self {
-        Verifier { anchors: vec![TrustAnchor::intel()], simulation: None, cache: Some(Mutex::new(Cache::default())) }
+        Verifier {
+            anchors: vec![TrustAnchor::intel()],
+            simulation: None,
+            cache: Some(Mutex::new(Cache::default())),
+        }
     }
 
     /// A verifier trusting exactly `anchors` (e.g. Intel's test root for its sample data) instead of Intel's.
     pub fn with_anchors(anchors: Vec<TrustAnchor>) -> Self {
-        Verifier { anchors, simulation: None, cache: Some(Mutex::new(Cache::default())) }
+        Verifier {
+            anchors,
+            simulation: None,
+            cache: Some(Mutex::new(Cache::default())),
+        }
     }
 
     /// Also knows a simulation root; quotes under it pass only a policy with `allow_simulation`.
@@ -249,7 +264,10 @@ impl Verifier {
             return Err(Error::QuoteSignature);
         }
         let anchors = self.anchors_for(flags);
-        let collateral = evidence.collateral.map(|c| self.collateral(c, &anchors, flags, at)).transpose()?;
+        let collateral = evidence
+            .collateral
+            .map(|c| self.collateral(c, &anchors, flags, at))
+            .transpose()?;
         let platform = self.platform(&quote, evidence.pck_chain, &anchors, flags, at)?;
         // The attestation key binding is re-checked on every call, warm or cold (one SHA-256).
         check_binding(&quote)?;
@@ -375,12 +393,19 @@ fn check_window(what: &'static str, issue: i64, next: i64, at: i64) -> Result<()
 /// Verifies a P-256 raw signature with the key of a certificate.
 fn signed_by_cert(cert: &X509Certificate<'_>, message: &[u8], sig: &[u8]) -> bool {
     let point = &cert.public_key().subject_public_key.data;
-    let (Some(key), Ok(sig)) = (point.get(1..65), <&[u8; 64]>::try_from(sig)) else { return false };
-    let Ok(key) = <&[u8; 64]>::try_from(key) else { return false };
+    let (Some(key), Ok(sig)) = (point.get(1..65), <&[u8; 64]>::try_from(sig)) else {
+        return false;
+    };
+    let Ok(key) = <&[u8; 64]>::try_from(key) else {
+        return false;
+    };
     point.len() == 65 && point[0] == 4 && (provider().verify_p256_raw)(key, message, sig)
 }
 
-fn parse_chain<'a>(ders: &'a [std::borrow::Cow<'a, [u8]>], what: &str) -> Result<Vec<X509Certificate<'a>>, Error> {
+fn parse_chain<'a>(
+    ders: &'a [std::borrow::Cow<'a, [u8]>],
+    what: &str,
+) -> Result<Vec<X509Certificate<'a>>, Error> {
     ders.iter().map(|d| pki::parse_cert(d, what)).collect()
 }
 
@@ -390,13 +415,18 @@ fn verify_collateral(
     flags: Flags,
     at: i64,
 ) -> Result<VerifiedCollateral, Error> {
-    let opts = ChainOptions { exact_root: flags.exact_root };
+    let opts = ChainOptions {
+        exact_root: flags.exact_root,
+    };
     // Freshness first: a stale collateral set is refused for that reason before anything else.
     let tcb_info = TcbInfo::parse(c.tcb_info())?;
     check_window("TCB info", tcb_info.issue_date, tcb_info.next_update, at)?;
     let qe_identity = QeIdentity::parse(c.qe_identity())?;
     check_window("QE identity", qe_identity.issue_date, qe_identity.next_update, at)?;
-    let mut window = (tcb_info.issue_date.max(qe_identity.issue_date), tcb_info.next_update.min(qe_identity.next_update));
+    let mut window = (
+        tcb_info.issue_date.max(qe_identity.issue_date),
+        tcb_info.next_update.min(qe_identity.next_update),
+    );
 
     // TCB signing chain(s): usually the same PEM for both items, verified once.
     let tcb_ders = pki::split_certificates(c.tcb_info_issuer_chain().as_bytes(), "TCB info issuer chain")?;
@@ -413,7 +443,10 @@ fn verify_collateral(
     let qe_signer = if c.qe_identity_issuer_chain() == c.tcb_info_issuer_chain() {
         tcb_signer
     } else {
-        qe_ders = pki::split_certificates(c.qe_identity_issuer_chain().as_bytes(), "QE identity issuer chain")?;
+        qe_ders = pki::split_certificates(
+            c.qe_identity_issuer_chain().as_bytes(),
+            "QE identity issuer chain",
+        )?;
         qe_chain = parse_chain(&qe_ders, "QE identity issuer chain")?;
         let signer = pki::leaf_of(&qe_chain).ok_or(Error::CollateralMissing("qe_identity_issuer_chain"))?;
         let out = pki::verify_chain(signer, &qe_chain, anchors, at, "QE identity issuer chain", opts)?;
@@ -431,10 +464,13 @@ fn verify_collateral(
     }
 
     // CRLs: the root CA CRL is signed by the anchor; the PCK CRL by the PCK's issuing CA.
-    let anchor_cert = anchors.iter().find(|a| a.kind() == anchor).ok_or_else(|| Error::UntrustedChain {
-        what: "collateral".into(),
-        reason: "anchor vanished".into(),
-    })?;
+    let anchor_cert = anchors
+        .iter()
+        .find(|a| a.kind() == anchor)
+        .ok_or_else(|| Error::UntrustedChain {
+            what: "collateral".into(),
+            reason: "anchor vanished".into(),
+        })?;
     let root = pki::parse_cert(anchor_cert.der(), "trust anchor")?;
     let root_crl = pki::verify_crl(c.root_ca_crl(), &root, at, "root CA CRL", flags.ignore_crl_dates)?;
     window = intersect(window, root_crl.window);
@@ -489,10 +525,25 @@ fn verify_platform(
     let chain = parse_chain(&ders, what)?;
     let leaf_index = chain
         .iter()
-        .position(|c| c.extensions().iter().any(|e| e.oid.as_bytes() == pki::SGX_EXTENSION_OID))
-        .ok_or_else(|| Error::PckExtensions("no certificate of the chain carries the SGX extensions".into()))?;
+        .position(|c| {
+            c.extensions()
+                .iter()
+                .any(|e| e.oid.as_bytes() == pki::SGX_EXTENSION_OID)
+        })
+        .ok_or_else(|| {
+            Error::PckExtensions("no certificate of the chain carries the SGX extensions".into())
+        })?;
     let leaf = &chain[leaf_index];
-    let out = pki::verify_chain(leaf, &chain, anchors, at, what, ChainOptions { exact_root: flags.exact_root })?;
+    let out = pki::verify_chain(
+        leaf,
+        &chain,
+        anchors,
+        at,
+        what,
+        ChainOptions {
+            exact_root: flags.exact_root,
+        },
+    )?;
     let pck = pki::pck_extensions(leaf)?;
     if !signed_by_cert(leaf, sig.qe_report_bytes, &sig.qe_report_signature) {
         return Err(Error::QeReportSignature);
@@ -507,7 +558,12 @@ fn verify_platform(
             i.raw_serial().to_vec(),
             pki::subject(i),
         ),
-        None => (leaf.issuer().as_raw().to_vec(), Vec::new(), Vec::new(), leaf.issuer().to_string()),
+        None => (
+            leaf.issuer().as_raw().to_vec(),
+            Vec::new(),
+            Vec::new(),
+            leaf.issuer().to_string(),
+        ),
     };
     Ok(VerifiedPlatform {
         anchor: out.anchor,
@@ -533,21 +589,32 @@ fn check_binding(quote: &Quote<'_>) -> Result<(), Error> {
 }
 
 fn masked_eq(value: &[u8], mask: &[u8], expected: &[u8]) -> bool {
-    value.iter().zip(mask).zip(expected).all(|((v, m), e)| v & m == e & m)
+    value
+        .iter()
+        .zip(mask)
+        .zip(expected)
+        .all(|((v, m), e)| v & m == e & m)
 }
 
 fn evaluate(quote: &Quote<'_>, p: &VerifiedPlatform, c: &VerifiedCollateral) -> Result<TcbEvaluation, Error> {
     if p.anchor != c.anchor {
         return Err(Error::UntrustedChain {
             what: "collateral".into(),
-            reason: format!("the collateral is signed under the {:?} root, the quote under the {:?} root", c.anchor, p.anchor),
+            reason: format!(
+                "the collateral is signed under the {:?} root, the quote under the {:?} root",
+                c.anchor, p.anchor
+            ),
         });
     }
     let tee = quote.header.tee_type;
     let info = &c.tcb_info;
     let expected_id = if tee == TeeType::TDX { "TDX" } else { "SGX" };
     if info.id != expected_id {
-        return Err(Error::CollateralMismatch { item: "TCB info id", expected: expected_id.into(), found: info.id.clone() });
+        return Err(Error::CollateralMismatch {
+            item: "TCB info id",
+            expected: expected_id.into(),
+            found: info.id.clone(),
+        });
     }
     if info.fmspc != p.pck.fmspc {
         return Err(Error::CollateralMismatch {
@@ -568,11 +635,18 @@ fn evaluate(quote: &Quote<'_>, p: &VerifiedPlatform, c: &VerifiedCollateral) -> 
     if p.pck_issuer_subject != c.pck_crl_issuer_subject || p.pck_issuer_key != c.pck_crl_issuer_key {
         return Err(Error::Crl {
             crl: "PCK CRL",
-            reason: format!("it is not issued by the PCK certificate's issuer \"{}\"", p.pck_issuer_text),
+            reason: format!(
+                "it is not issued by the PCK certificate's issuer \"{}\"",
+                p.pck_issuer_text
+            ),
         });
     }
     if c.pck_crl.is_listed(&p.pck_serial) {
-        return Err(Error::Revoked { subject: p.pck_subject.clone(), serial: hex::encode(&p.pck_serial), crl: "PCK CRL" });
+        return Err(Error::Revoked {
+            subject: p.pck_subject.clone(),
+            serial: hex::encode(&p.pck_serial),
+            crl: "PCK CRL",
+        });
     }
     if c.root_crl.is_listed(&p.pck_issuer_serial) {
         return Err(Error::Revoked {
@@ -585,7 +659,11 @@ fn evaluate(quote: &Quote<'_>, p: &VerifiedPlatform, c: &VerifiedCollateral) -> 
     let qe = &c.qe_identity;
     let expected_qe = if tee == TeeType::TDX { "TD_QE" } else { "QE" };
     if qe.id != expected_qe {
-        return Err(Error::CollateralMismatch { item: "QE identity id", expected: expected_qe.into(), found: qe.id.clone() });
+        return Err(Error::CollateralMismatch {
+            item: "QE identity id",
+            expected: expected_qe.into(),
+            found: qe.id.clone(),
+        });
     }
     let r = &quote.signature.qe_report;
     let misc = sgx::miscselect_bytes(r);
@@ -609,11 +687,18 @@ fn evaluate(quote: &Quote<'_>, p: &VerifiedPlatform, c: &VerifiedCollateral) -> 
         });
     }
     let qe_svn = sgx::isv_svn(r);
-    let qe_level = qe.levels.iter().find(|l| l.isvsvn <= u32::from(qe_svn)).ok_or_else(|| Error::QeIdentityMismatch {
-        field: "ISVSVN",
-        expected: format!("at least {}", qe.levels.iter().map(|l| l.isvsvn).min().unwrap_or(0)),
-        found: qe_svn.to_string(),
-    })?;
+    let qe_level = qe
+        .levels
+        .iter()
+        .find(|l| l.isvsvn <= u32::from(qe_svn))
+        .ok_or_else(|| Error::QeIdentityMismatch {
+            field: "ISVSVN",
+            expected: format!(
+                "at least {}",
+                qe.levels.iter().map(|l| l.isvsvn).min().unwrap_or(0)
+            ),
+            found: qe_svn.to_string(),
+        })?;
 
     // The platform level, the TDX module, and the merge.
     let td = quote.body.td();
@@ -655,7 +740,11 @@ fn merge(into: &mut Vec<String>, more: &[String]) {
 }
 
 fn qe_mismatch(field: &'static str, expected: &[u8], found: &[u8]) -> Error {
-    Error::QeIdentityMismatch { field, expected: hex::encode_upper(expected), found: hex::encode_upper(found) }
+    Error::QeIdentityMismatch {
+        field,
+        expected: hex::encode_upper(expected),
+        found: hex::encode_upper(found),
+    }
 }
 
 /// Checks the TD's module signer and attributes and returns the module's TCB level, if the TCB info has
@@ -666,13 +755,18 @@ fn tdx_module<'i>(info: &'i TcbInfo, td: &crate::quote::TdReport10) -> Result<Op
         None
     } else {
         let id = format!("TDX_{version:02X}");
-        Some(info.tdx_module_identities.iter().find(|m| m.id.eq_ignore_ascii_case(&id)).ok_or_else(|| {
-            Error::TdxModuleMismatch(format!("the TCB info has no module identity {id}"))
-        })?)
+        Some(
+            info.tdx_module_identities
+                .iter()
+                .find(|m| m.id.eq_ignore_ascii_case(&id))
+                .ok_or_else(|| {
+                    Error::TdxModuleMismatch(format!("the TCB info has no module identity {id}"))
+                })?,
+        )
     };
-    let base = identity.or(info.tdx_module.as_ref()).ok_or_else(|| {
-        Error::TdxModuleMismatch("the TCB info has no tdxModule".into())
-    })?;
+    let base = identity
+        .or(info.tdx_module.as_ref())
+        .ok_or_else(|| Error::TdxModuleMismatch("the TCB info has no tdxModule".into()))?;
     if td.mr_signer_seam != base.mrsigner {
         return Err(Error::TdxModuleMismatch(format!(
             "MRSIGNERSEAM {} is not {}",
@@ -689,7 +783,15 @@ fn tdx_module<'i>(info: &'i TcbInfo, td: &crate::quote::TdReport10) -> Result<Op
     }
     let Some(identity) = identity else { return Ok(None) };
     let svn = u32::from(td.tee_tcb_svn[0]);
-    identity.levels.iter().find(|l| l.isvsvn <= svn).map(Some).ok_or_else(|| {
-        Error::TdxModuleMismatch(format!("module ISVSVN {svn} is below every level of {}", identity.id))
-    })
+    identity
+        .levels
+        .iter()
+        .find(|l| l.isvsvn <= svn)
+        .map(Some)
+        .ok_or_else(|| {
+            Error::TdxModuleMismatch(format!(
+                "module ISVSVN {svn} is below every level of {}",
+                identity.id
+            ))
+        })
 }

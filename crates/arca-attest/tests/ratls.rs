@@ -1,5 +1,6 @@
 //! RA-TLS: certificates from Gramine, the Intel SGX SDK, Open Enclave and Arca, and a real mutual-TLS
 //! handshake over loopback between two simulation-attested endpoints.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -7,13 +8,17 @@ use std::sync::Arc;
 
 use arca_attest::{
     client_config, server_config, CollateralSource, Error, Evidence, HexBytes, Policy, Quote, Quoter,
-    RaTlsCertificate, RaTlsFormat, RaTlsIdentity, RaTlsOptions, RaTlsVerifier, ReportBody, SimPki, SimPkiOptions,
-    SimQuoter, Verifier,
+    RaTlsCertificate, RaTlsFormat, RaTlsIdentity, RaTlsOptions, RaTlsVerifier, ReportBody, SimPki,
+    SimPkiOptions, SimQuoter, Verifier,
 };
 
 fn pem_cert(name: &str) -> Vec<u8> {
     let text = std::fs::read(arca_testkit::vector(name)).unwrap();
-    let first = pem::parse_many(&text).unwrap().into_iter().find(|p| p.tag() == "CERTIFICATE").unwrap();
+    let first = pem::parse_many(&text)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.tag() == "CERTIFICATE")
+        .unwrap();
     first.into_contents()
 }
 
@@ -32,17 +37,27 @@ fn gramine_certificate_binds_its_key_both_ways_and_its_quote_verifies() {
     let der = pem_cert("interoperable-ra-tls/gramine-cert.pem");
     let cert = RaTlsCertificate::parse(&der).unwrap();
     let formats: Vec<_> = cert.evidence.iter().map(|e| e.format).collect();
-    assert!(formats.contains(&RaTlsFormat::TcgDice) && formats.contains(&RaTlsFormat::GramineLegacy), "{formats:?}");
+    assert!(
+        formats.contains(&RaTlsFormat::TcgDice) && formats.contains(&RaTlsFormat::GramineLegacy),
+        "{formats:?}"
+    );
     let quote = cert.quote();
     assert!(hex::encode(mrenclave_of(quote)).starts_with("0866e7ca"));
     assert!(hex::encode(mrsigner_of(quote)).starts_with("adc53501"));
     let at = 1_700_000_000; // 2023-11-14, inside the PCK certificate's validity
-    let v = Verifier::new().check(&Evidence::new(quote, None), &Policy::default(), at).unwrap();
+    let v = Verifier::new()
+        .check(&Evidence::new(quote, None), &Policy::default(), at)
+        .unwrap();
     assert_eq!(hex::encode_upper(v.pck.fmspc), "00606A000000");
     // Without collateral: cryptographically sound, TCB status unknown, refused by any policy.
-    let verdict = RaTlsVerifier::new(Arc::new(Verifier::new()), None, Policy::default()).verify_cert(&der, at);
+    let verdict =
+        RaTlsVerifier::new(Arc::new(Verifier::new()), None, Policy::default()).verify_cert(&der, at);
     assert!(!verdict.accepted);
-    assert!(verdict.reasons.iter().any(|r| r.contains("TCB status unknown")), "{:?}", verdict.reasons);
+    assert!(
+        verdict.reasons.iter().any(|r| r.contains("TCB status unknown")),
+        "{:?}",
+        verdict.reasons
+    );
 }
 
 #[test]
@@ -55,14 +70,20 @@ fn intel_sgx_sdk_certificate_binds_its_key_through_the_dice_claims() {
     assert!(hex::encode(mrenclave_of(quote)).starts_with("09e218a4"));
     assert!(hex::encode(mrsigner_of(quote)).starts_with("e0c86c51"));
     let at = 1_704_067_200; // 2024-01-01
-    Verifier::new().check(&Evidence::new(quote, None), &Policy::default(), at).unwrap();
+    Verifier::new()
+        .check(&Evidence::new(quote, None), &Policy::default(), at)
+        .unwrap();
 }
 
 #[test]
 fn a_changed_byte_in_an_evidence_extension_is_refused() {
     let der = pem_cert("interoperable-ra-tls/gramine-cert.pem");
     // Flip a byte inside the DICE claims' pubkey hash: find the rats-tls prefix 82 01 58 20.
-    let at = der.windows(4).position(|w| w == [0x82, 0x01, 0x58, 0x20]).unwrap() + 4;
+    let at = der
+        .windows(4)
+        .position(|w| w == [0x82, 0x01, 0x58, 0x20])
+        .unwrap()
+        + 4;
     let mut bad = der.clone();
     bad[at] ^= 1;
     let err = RaTlsCertificate::parse(&bad).unwrap_err();
@@ -87,7 +108,9 @@ struct Sim {
 
 impl Sim {
     fn new() -> Self {
-        Sim { pki: Arc::new(SimPki::create(SimPkiOptions::at(NOW)).unwrap()) }
+        Sim {
+            pki: Arc::new(SimPki::create(SimPkiOptions::at(NOW)).unwrap()),
+        }
     }
     fn quoter(&self, mrenclave: u8) -> SimQuoter {
         SimQuoter::new(self.pki.clone(), body(mrenclave))
@@ -95,7 +118,10 @@ impl Sim {
     fn verifier(&self, expect_mrenclave: u8) -> Arc<RaTlsVerifier> {
         let verifier = Arc::new(Verifier::new().with_simulation_root(self.pki.root_anchor().unwrap()));
         let collateral: Arc<dyn CollateralSource> = Arc::new(Arc::new(self.pki.collateral().clone()));
-        let policy = Policy { mrenclave: Some(HexBytes([expect_mrenclave; 32])), ..Policy::simulation() };
+        let policy = Policy {
+            mrenclave: Some(HexBytes([expect_mrenclave; 32])),
+            ..Policy::simulation()
+        };
         Arc::new(RaTlsVerifier::new(verifier, Some(collateral), policy).at_time(NOW))
     }
 }
@@ -103,7 +129,10 @@ impl Sim {
 #[test]
 fn arca_certificate_with_dice_and_gramine_legacy_evidence_verifies() {
     let sim = Sim::new();
-    let opts = RaTlsOptions { gramine_legacy: true, ..RaTlsOptions::valid_at("arca", NOW, 1) };
+    let opts = RaTlsOptions {
+        gramine_legacy: true,
+        ..RaTlsOptions::valid_at("arca", NOW, 1)
+    };
     let id = RaTlsIdentity::create(&sim.quoter(0xa1), &opts).unwrap();
     let cert = RaTlsCertificate::parse(id.cert_der()).unwrap();
     let formats: Vec<_> = cert.evidence.iter().map(|e| e.format).collect();
@@ -130,7 +159,12 @@ fn open_enclave_style_certificate_is_understood() {
     ext.extend_from_slice(&(quote.len() as u64).to_le_bytes());
     ext.extend_from_slice(&quote);
     let mut params = rcgen::CertificateParams::new(vec!["oe".to_string()]).unwrap();
-    params.custom_extensions.push(rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 311, 105, 1], ext));
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 311, 105, 1],
+            ext,
+        ));
     params.not_before = time::OffsetDateTime::from_unix_timestamp(NOW - 10).unwrap();
     let cert = params.self_signed(&key).unwrap();
     let parsed = RaTlsCertificate::parse(cert.der()).unwrap();
@@ -159,7 +193,8 @@ fn handshake(
     let server_cfg = Arc::new(server_config(server_id, Some(server_checks_client)).unwrap());
     let server = std::thread::spawn(move || -> Result<(), String> {
         let (tcp, _) = listener.accept().map_err(|e| e.to_string())?;
-        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .ok();
         let conn = rustls::ServerConnection::new(server_cfg).map_err(|e| e.to_string())?;
         let mut tls = rustls::StreamOwned::new(conn, tcp);
         let mut buf = [0u8; 4];
@@ -171,7 +206,8 @@ fn handshake(
     });
     let client_cfg = Arc::new(client_config(client_checks_server, Some(client_id)).unwrap());
     let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok();
     let conn = rustls::ClientConnection::new(client_cfg, "coordinator".try_into().unwrap()).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let client_result = (|| {
@@ -191,7 +227,8 @@ fn handshake(
 #[test]
 fn mutual_ra_tls_handshake_between_two_simulated_enclaves_succeeds() {
     let sim = Sim::new();
-    let server = RaTlsIdentity::create(&sim.quoter(0xc0), &RaTlsOptions::valid_at("coordinator", NOW, 1)).unwrap();
+    let server =
+        RaTlsIdentity::create(&sim.quoter(0xc0), &RaTlsOptions::valid_at("coordinator", NOW, 1)).unwrap();
     let client = RaTlsIdentity::create(&sim.quoter(0xd0), &RaTlsOptions::valid_at("marble", NOW, 1)).unwrap();
     let reply = handshake(&server, sim.verifier(0xd0), &client, sim.verifier(0xc0)).unwrap();
     assert_eq!(reply, "pong");
@@ -200,7 +237,8 @@ fn mutual_ra_tls_handshake_between_two_simulated_enclaves_succeeds() {
 #[test]
 fn mutual_ra_tls_refuses_a_server_with_the_wrong_identity() {
     let sim = Sim::new();
-    let server = RaTlsIdentity::create(&sim.quoter(0xee), &RaTlsOptions::valid_at("impostor", NOW, 1)).unwrap();
+    let server =
+        RaTlsIdentity::create(&sim.quoter(0xee), &RaTlsOptions::valid_at("impostor", NOW, 1)).unwrap();
     let client = RaTlsIdentity::create(&sim.quoter(0xd0), &RaTlsOptions::valid_at("marble", NOW, 1)).unwrap();
     let err = handshake(&server, sim.verifier(0xd0), &client, sim.verifier(0xc0)).unwrap_err();
     assert!(err.contains("MRENCLAVE"), "{err}");
@@ -209,8 +247,10 @@ fn mutual_ra_tls_refuses_a_server_with_the_wrong_identity() {
 #[test]
 fn mutual_ra_tls_refuses_a_client_with_the_wrong_identity() {
     let sim = Sim::new();
-    let server = RaTlsIdentity::create(&sim.quoter(0xc0), &RaTlsOptions::valid_at("coordinator", NOW, 1)).unwrap();
-    let client = RaTlsIdentity::create(&sim.quoter(0xee), &RaTlsOptions::valid_at("impostor", NOW, 1)).unwrap();
+    let server =
+        RaTlsIdentity::create(&sim.quoter(0xc0), &RaTlsOptions::valid_at("coordinator", NOW, 1)).unwrap();
+    let client =
+        RaTlsIdentity::create(&sim.quoter(0xee), &RaTlsOptions::valid_at("impostor", NOW, 1)).unwrap();
     let err = handshake(&server, sim.verifier(0xd0), &client, sim.verifier(0xc0)).unwrap_err();
     assert!(err.contains("server"), "{err}");
 }
@@ -218,7 +258,11 @@ fn mutual_ra_tls_refuses_a_client_with_the_wrong_identity() {
 #[test]
 fn mutual_ra_tls_refuses_a_stale_certificate() {
     let sim = Sim::new();
-    let stale = RaTlsOptions { not_before: NOW - 10 * 86_400, not_after: NOW - 86_400, ..RaTlsOptions::valid_at("old", NOW, 1) };
+    let stale = RaTlsOptions {
+        not_before: NOW - 10 * 86_400,
+        not_after: NOW - 86_400,
+        ..RaTlsOptions::valid_at("old", NOW, 1)
+    };
     let server = RaTlsIdentity::create(&sim.quoter(0xc0), &stale).unwrap();
     let client = RaTlsIdentity::create(&sim.quoter(0xd0), &RaTlsOptions::valid_at("marble", NOW, 1)).unwrap();
     let err = handshake(&server, sim.verifier(0xd0), &client, sim.verifier(0xc0)).unwrap_err();
@@ -228,10 +272,12 @@ fn mutual_ra_tls_refuses_a_stale_certificate() {
 #[test]
 fn mutual_ra_tls_refuses_a_key_not_bound_to_the_quote() {
     let sim = Sim::new();
-    let server = RaTlsIdentity::create(&Unbound(sim.quoter(0xc0)), &RaTlsOptions::valid_at("c", NOW, 1)).err();
+    let server =
+        RaTlsIdentity::create(&Unbound(sim.quoter(0xc0)), &RaTlsOptions::valid_at("c", NOW, 1)).err();
     // The certificate is made, but its quote does not bind the key: parsing says so, and the handshake fails.
     assert!(server.is_none());
-    let server = RaTlsIdentity::create(&Unbound(sim.quoter(0xc0)), &RaTlsOptions::valid_at("c", NOW, 1)).unwrap();
+    let server =
+        RaTlsIdentity::create(&Unbound(sim.quoter(0xc0)), &RaTlsOptions::valid_at("c", NOW, 1)).unwrap();
     let err = RaTlsCertificate::parse(server.cert_der()).unwrap_err();
     assert!(err.to_string().contains("key not bound"), "{err}");
     let client = RaTlsIdentity::create(&sim.quoter(0xd0), &RaTlsOptions::valid_at("marble", NOW, 1)).unwrap();

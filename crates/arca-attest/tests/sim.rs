@@ -1,9 +1,11 @@
 //! The simulation PKI: its quotes verify with the same verifier only when simulation is allowed.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
 use arca_attest::{
-    AnchorKind, Error, Evidence, Policy, Quoter, ReportBody, SimPki, SimPkiOptions, SimQuoter, TcbStatus, Verifier,
+    AnchorKind, Error, Evidence, Policy, Quoter, ReportBody, SimPki, SimPkiOptions, SimQuoter, TcbStatus,
+    Verifier,
 };
 
 const NOW: i64 = 1_760_000_000;
@@ -29,7 +31,10 @@ fn simulated_quote_is_up_to_date_when_simulation_is_allowed() {
     let (pki, quoter) = setup();
     let quote = quoter.quote(&[7u8; 64]).unwrap();
     let verifier = Verifier::new().with_simulation_root(pki.root_anchor().unwrap());
-    let policy = Policy { mrenclave: Some(arca_attest::HexBytes([0xaa; 32])), ..Policy::simulation() };
+    let policy = Policy {
+        mrenclave: Some(arca_attest::HexBytes([0xaa; 32])),
+        ..Policy::simulation()
+    };
     let verdict = verifier.verify(&Evidence::new(&quote, Some(pki.collateral())), &policy, NOW);
     assert!(verdict.accepted, "{:?}", verdict.reasons);
     assert!(verdict.notes.iter().any(|n| n.contains("simulation quote")));
@@ -56,7 +61,11 @@ fn simulated_quote_is_refused_as_simulation_quote_by_default() {
     assert!(matches!(err, Error::SimulationQuote { .. }), "{err}");
     let verdict = Verifier::new().verify(&e, &Policy::simulation(), NOW);
     assert!(!verdict.accepted);
-    assert!(verdict.reasons[0].contains("simulation quote"), "{:?}", verdict.reasons);
+    assert!(
+        verdict.reasons[0].contains("simulation quote"),
+        "{:?}",
+        verdict.reasons
+    );
 }
 
 #[test]
@@ -66,7 +75,13 @@ fn a_revoked_simulated_pck_certificate_is_refused() {
     let mut revoked = SimPki::load(&save(&pki).path().join("pki")).unwrap();
     revoked.revoke_pck().unwrap();
     let verifier = Verifier::new().with_simulation_root(pki.root_anchor().unwrap());
-    let err = verifier.check(&Evidence::new(&quote, Some(revoked.collateral())), &Policy::simulation(), NOW).unwrap_err();
+    let err = verifier
+        .check(
+            &Evidence::new(&quote, Some(revoked.collateral())),
+            &Policy::simulation(),
+            NOW,
+        )
+        .unwrap_err();
     assert!(matches!(err, Error::Revoked { crl: "PCK CRL", .. }), "{err}");
 }
 
@@ -85,9 +100,15 @@ fn a_saved_pki_loads_and_signs_quotes_the_original_root_accepts() {
     assert_eq!(key_mode.permissions().mode() & 0o777, 0o600);
     let loaded = Arc::new(SimPki::load(&dir.path().join("pki")).unwrap());
     assert_eq!(loaded.collateral().fingerprint(), pki.collateral().fingerprint());
-    let quote = SimQuoter::new(loaded.clone(), identity()).quote(&[1u8; 64]).unwrap();
+    let quote = SimQuoter::new(loaded.clone(), identity())
+        .quote(&[1u8; 64])
+        .unwrap();
     let verifier = Verifier::new().with_simulation_root(pki.root_anchor().unwrap());
-    let verdict = verifier.verify(&Evidence::new(&quote, Some(loaded.collateral())), &Policy::simulation(), NOW);
+    let verdict = verifier.verify(
+        &Evidence::new(&quote, Some(loaded.collateral())),
+        &Policy::simulation(),
+        NOW,
+    );
     assert!(verdict.accepted, "{:?}", verdict.reasons);
 }
 
@@ -97,7 +118,13 @@ fn simulated_quotes_expire_with_the_simulation_pki() {
     let quote = quoter.quote(&[0u8; 64]).unwrap();
     let verifier = Verifier::new().with_simulation_root(pki.root_anchor().unwrap());
     let late = pki.validity().1 + 1;
-    let err = verifier.check(&Evidence::new(&quote, Some(pki.collateral())), &Policy::simulation(), late).unwrap_err();
+    let err = verifier
+        .check(
+            &Evidence::new(&quote, Some(pki.collateral())),
+            &Policy::simulation(),
+            late,
+        )
+        .unwrap_err();
     assert!(matches!(err, Error::CollateralValidity { .. }), "{err}");
 }
 
@@ -106,9 +133,15 @@ fn a_debug_identity_is_refused_by_default_even_in_simulation() {
     let (pki, _) = setup();
     let mut b = *identity().as_bytes();
     b[48] |= 0x02;
-    let quote = SimQuoter::new(pki.clone(), ReportBody::from_bytes(b)).quote(&[0u8; 64]).unwrap();
+    let quote = SimQuoter::new(pki.clone(), ReportBody::from_bytes(b))
+        .quote(&[0u8; 64])
+        .unwrap();
     let verifier = Verifier::new().with_simulation_root(pki.root_anchor().unwrap());
-    let verdict = verifier.verify(&Evidence::new(&quote, Some(pki.collateral())), &Policy::simulation(), NOW);
+    let verdict = verifier.verify(
+        &Evidence::new(&quote, Some(pki.collateral())),
+        &Policy::simulation(),
+        NOW,
+    );
     assert!(!verdict.accepted);
     assert!(verdict.reasons.iter().any(|r| r.contains("DEBUG")));
 }

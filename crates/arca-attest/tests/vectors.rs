@@ -1,8 +1,7 @@
 //! Every quote vector of `testdata/vectors/VECTORS.md`, with exactly the stated result at the stated time.
+#![allow(clippy::unwrap_used)]
 
-use arca_attest::{
-    AnchorKind, Collateral, Error, Evidence, Policy, Quote, TcbStatus, TrustAnchor, Verifier,
-};
+use arca_attest::{AnchorKind, Collateral, Error, Evidence, Policy, Quote, TcbStatus, TrustAnchor, Verifier};
 use arca_testkit::vector;
 
 fn read(name: &str) -> Vec<u8> {
@@ -24,12 +23,20 @@ fn intel_test_root(path: &str) -> TrustAnchor {
 fn sample_sgx_quote_is_configuration_and_sw_hardening_needed_with_two_advisories() {
     let quote = read("dcap-qvl/sample_sgx_quote");
     let col = collateral("dcap-qvl/sample_sgx_quote_collateral.json");
-    let v = Verifier::new().check(&Evidence::new(&quote, Some(&col)), &Policy::default(), IN_WINDOW).unwrap();
+    let v = Verifier::new()
+        .check(&Evidence::new(&quote, Some(&col)), &Policy::default(), IN_WINDOW)
+        .unwrap();
     let tcb = v.tcb.clone().unwrap();
     assert_eq!(tcb.status, TcbStatus::ConfigurationAndSWHardeningNeeded);
     assert_eq!(tcb.advisory_ids, ["INTEL-SA-00289", "INTEL-SA-00615"]);
-    assert_eq!(hex::encode(v.mrenclave().unwrap()), "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb");
-    assert_eq!(hex::encode(v.mrsigner().unwrap()), "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6");
+    assert_eq!(
+        hex::encode(v.mrenclave().unwrap()),
+        "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"
+    );
+    assert_eq!(
+        hex::encode(v.mrsigner().unwrap()),
+        "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6"
+    );
     let mut rd = [0u8; 64];
     rd[..13].copy_from_slice(b"Hello, world!");
     assert_eq!(v.report_data(), rd);
@@ -40,7 +47,11 @@ fn sample_sgx_quote_is_configuration_and_sw_hardening_needed_with_two_advisories
     // The default policy refuses that status, and says so.
     let verdict = Verifier::new().verify(&Evidence::new(&quote, Some(&col)), &Policy::default(), IN_WINDOW);
     assert!(!verdict.accepted);
-    assert!(verdict.reasons[0].contains("ConfigurationAndSWHardeningNeeded"), "{:?}", verdict.reasons);
+    assert!(
+        verdict.reasons[0].contains("ConfigurationAndSWHardeningNeeded"),
+        "{:?}",
+        verdict.reasons
+    );
 }
 
 #[test]
@@ -51,20 +62,62 @@ fn sample_sgx_quote_holds_at_both_ends_of_its_window_and_not_beyond() {
     let start = 1_750_330_571; // 2025-06-19T10:56:11Z
     let end = 1_752_919_278; // 2025-07-19T10:01:18Z
     for at in [start, end] {
-        verifier.check(&Evidence::new(&quote, Some(&col)), &Policy::default(), at).unwrap();
+        verifier
+            .check(&Evidence::new(&quote, Some(&col)), &Policy::default(), at)
+            .unwrap();
     }
-    let before = verifier.check(&Evidence::new(&quote, Some(&col)), &Policy::default(), start - 1).unwrap_err();
-    assert!(matches!(before, Error::CollateralValidity { what: "TCB info", state: "not yet valid", .. }), "{before}");
-    let after = verifier.check(&Evidence::new(&quote, Some(&col)), &Policy::default(), end + 1).unwrap_err();
-    assert!(matches!(after, Error::CollateralValidity { what: "QE identity", state: "expired", .. }), "{after}");
+    let before = verifier
+        .check(&Evidence::new(&quote, Some(&col)), &Policy::default(), start - 1)
+        .unwrap_err();
+    assert!(
+        matches!(
+            before,
+            Error::CollateralValidity {
+                what: "TCB info",
+                state: "not yet valid",
+                ..
+            }
+        ),
+        "{before}"
+    );
+    let after = verifier
+        .check(&Evidence::new(&quote, Some(&col)), &Policy::default(), end + 1)
+        .unwrap_err();
+    assert!(
+        matches!(
+            after,
+            Error::CollateralValidity {
+                what: "QE identity",
+                state: "expired",
+                ..
+            }
+        ),
+        "{after}"
+    );
 }
 
 #[test]
 fn sample_sgx_quote_is_rejected_in_october_2025_because_tcb_info_expired() {
     let quote = read("dcap-qvl/sample_sgx_quote");
     let col = collateral("dcap-qvl/sample_sgx_quote_collateral.json");
-    let err = Verifier::new().check(&Evidence::new(&quote, Some(&col)), &Policy::default(), 1_760_000_000).unwrap_err();
-    assert!(matches!(err, Error::CollateralValidity { what: "TCB info", state: "expired", .. }), "{err}");
+    let err = Verifier::new()
+        .check(
+            &Evidence::new(&quote, Some(&col)),
+            &Policy::default(),
+            1_760_000_000,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CollateralValidity {
+                what: "TCB info",
+                state: "expired",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("TCB info expired"), "{err}");
 }
 
@@ -86,8 +139,24 @@ fn sample_tdx_quote_is_up_to_date_without_advisories() {
 fn sample_tdx_quote_is_rejected_in_february_2025_because_tcb_info_is_not_yet_valid() {
     let quote = read("dcap-qvl/sample_tdx_quote");
     let col = collateral("dcap-qvl/sample_tdx_quote_collateral.json");
-    let err = Verifier::new().check(&Evidence::new(&quote, Some(&col)), &Policy::default(), 1_740_000_000).unwrap_err();
-    assert!(matches!(err, Error::CollateralValidity { what: "TCB info", state: "not yet valid", .. }), "{err}");
+    let err = Verifier::new()
+        .check(
+            &Evidence::new(&quote, Some(&col)),
+            &Policy::default(),
+            1_740_000_000,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CollateralValidity {
+                what: "TCB info",
+                state: "not yet valid",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -97,10 +166,14 @@ fn outdated_tdx_v5_quote_verifies_cryptographically_but_no_tcb_level_matches() {
     let at = 1_772_000_000; // 2026-02-25, inside [2026-02-18T10:58:51Z, 2026-03-20T10:41:15Z]
     let verifier = Verifier::new();
     // Without collateral every signature and chain checks out.
-    let v = verifier.check(&Evidence::new(&quote, None), &Policy::default(), at).unwrap();
+    let v = verifier
+        .check(&Evidence::new(&quote, None), &Policy::default(), at)
+        .unwrap();
     assert_eq!(v.version, 5);
     assert_eq!(hex::encode_upper(v.pck.fmspc), "90C06F000000");
-    let err = verifier.check(&Evidence::new(&quote, Some(&col)), &Policy::default(), at).unwrap_err();
+    let err = verifier
+        .check(&Evidence::new(&quote, Some(&col)), &Policy::default(), at)
+        .unwrap_err();
     assert!(matches!(err, Error::TcbNotSupported(_)), "{err}");
     assert!(err.to_string().contains("TCB not supported"));
 }
@@ -112,18 +185,29 @@ fn intel_sample_sgx_quote_with_out_of_band_pck_is_up_to_date_under_intels_test_r
     let mut pck = read("intel-qvl-sampledata/pckCert.pem");
     pck.extend(read("intel-qvl-sampledata/pckSignChain.pem"));
     let at = 1_600_000_000;
-    let evidence = Evidence { quote: &quote, collateral: Some(&col), pck_chain: Some(&pck) };
+    let evidence = Evidence {
+        quote: &quote,
+        collateral: Some(&col),
+        pck_chain: Some(&pck),
+    };
     let test_root = intel_test_root("intel-qvl-sampledata/trustedRootCaCert.pem");
     let verifier = Verifier::with_anchors(vec![test_root]);
     let verdict = verifier.verify(&evidence, &Policy::default(), at);
     assert!(verdict.accepted, "{:?}", verdict.reasons);
     assert_eq!(verdict.evidence.unwrap().tcb.unwrap().status, TcbStatus::UpToDate);
     // Intel's production root does not anchor Intel's test keys.
-    let err = Verifier::new().check(&evidence, &Policy::default(), at).unwrap_err();
+    let err = Verifier::new()
+        .check(&evidence, &Policy::default(), at)
+        .unwrap_err();
     assert!(matches!(err, Error::UntrustedChain { .. }), "{err}");
     // Without the out-of-band PCK certificate there is nothing to verify the QE report with.
-    let err = verifier.check(&Evidence::new(&quote, Some(&col)), &Policy::default(), at).unwrap_err();
-    assert!(matches!(err, Error::PckCertificateRequired { cert_type: 1 }), "{err}");
+    let err = verifier
+        .check(&Evidence::new(&quote, Some(&col)), &Policy::default(), at)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PckCertificateRequired { cert_type: 1 }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -133,9 +217,22 @@ fn intel_sample_tdx_quote_with_der_chain_is_rejected_for_qe_identity_mismatch() 
     let test_root = intel_test_root("intel-qvl-sampledata/tdx/trustedRootCaCert.pem");
     let verifier = Verifier::with_anchors(vec![test_root]);
     let at = 1_640_000_000;
-    verifier.check(&Evidence::new(&quote, None), &Policy::default(), at).unwrap();
-    let err = verifier.check(&Evidence::new(&quote, Some(&col)), &Policy::default(), at).unwrap_err();
-    assert!(matches!(err, Error::QeIdentityMismatch { field: "MRSIGNER", .. }), "{err}");
+    verifier
+        .check(&Evidence::new(&quote, None), &Policy::default(), at)
+        .unwrap();
+    let err = verifier
+        .check(&Evidence::new(&quote, Some(&col)), &Policy::default(), at)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::QeIdentityMismatch {
+                field: "MRSIGNER",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -144,10 +241,24 @@ fn rust_sgx_debug_quote_is_refused_for_its_future_root_crl_unless_crl_dates_are_
     let col = collateral("rust-sgx/derived_collateral_pcs_quote.dcapqvl.json");
     let at = 1_590_000_000;
     let verifier = Verifier::new();
-    let err = verifier.check(&Evidence::new(&quote, Some(&col)), &Policy::default(), at).unwrap_err();
-    assert!(matches!(err, Error::Crl { crl: "root CA CRL", .. }), "{err}");
+    let err = verifier
+        .check(&Evidence::new(&quote, Some(&col)), &Policy::default(), at)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Crl {
+                crl: "root CA CRL",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("not yet valid"), "{err}");
-    let relaxed = Policy { insecure_ignore_crl_dates: true, ..Policy::default() };
+    let relaxed = Policy {
+        insecure_ignore_crl_dates: true,
+        ..Policy::default()
+    };
     let verdict = verifier.verify(&Evidence::new(&quote, Some(&col)), &relaxed, at);
     let v = verdict.evidence.clone().unwrap();
     assert_eq!(v.tcb.as_ref().unwrap().status, TcbStatus::SWHardeningNeeded);
@@ -165,17 +276,28 @@ fn quote_embedding_the_older_intel_root_is_accepted_by_key_and_refused_by_exact_
     let q = Quote::parse(&quote).unwrap();
     let chain = q.signature.certification.pck_chain_der().unwrap();
     let root = chain.last().unwrap();
-    assert_ne!(root.as_ref(), arca_attest::INTEL_SGX_ROOT_CA_DER, "the embedded root is the older certificate");
+    assert_ne!(
+        root.as_ref(),
+        arca_attest::INTEL_SGX_ROOT_CA_DER,
+        "the embedded root is the older certificate"
+    );
     let at = 1_590_000_000;
     let verifier = Verifier::new();
-    let v = verifier.check(&Evidence::new(&quote, None), &Policy::default(), at).unwrap();
+    let v = verifier
+        .check(&Evidence::new(&quote, None), &Policy::default(), at)
+        .unwrap();
     assert_eq!(v.anchor, AnchorKind::Intel);
     assert!(v.tcb.is_none());
     let verdict = verifier.verify(&Evidence::new(&quote, None), &Policy::default(), at);
     assert!(!verdict.accepted);
     assert!(verdict.reasons.iter().any(|r| r.contains("TCB status unknown")));
-    let exact = Policy { require_exact_root_certificate: true, ..Policy::default() };
-    let err = verifier.check(&Evidence::new(&quote, None), &exact, at).unwrap_err();
+    let exact = Policy {
+        require_exact_root_certificate: true,
+        ..Policy::default()
+    };
+    let err = verifier
+        .check(&Evidence::new(&quote, None), &exact, at)
+        .unwrap_err();
     assert!(matches!(err, Error::RootCertificateMismatch { .. }), "{err}");
 }
 
@@ -183,15 +305,22 @@ fn quote_embedding_the_older_intel_root_is_accepted_by_key_and_refused_by_exact_
 fn quote_with_encrypted_ppid_parses_but_needs_an_out_of_band_pck_certificate() {
     let quote = read("rust-sgx/dcap-ql_tests_quote_raw_tcb.bin");
     assert_eq!(Quote::parse(&quote).unwrap().signature.certification.kind(), 3);
-    let err = Verifier::new().check(&Evidence::new(&quote, None), &Policy::default(), IN_WINDOW).unwrap_err();
-    assert!(matches!(err, Error::PckCertificateRequired { cert_type: 3 }), "{err}");
+    let err = Verifier::new()
+        .check(&Evidence::new(&quote, None), &Policy::default(), IN_WINDOW)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PckCertificateRequired { cert_type: 3 }),
+        "{err}"
+    );
 }
 
 #[test]
 fn collateral_for_another_platform_is_refused() {
     let quote = read("dcap-qvl/sample_sgx_quote");
     let col = collateral("dcap-qvl/sample_tdx_quote_collateral.json");
-    let err = Verifier::new().check(&Evidence::new(&quote, Some(&col)), &Policy::default(), IN_WINDOW).unwrap_err();
+    let err = Verifier::new()
+        .check(&Evidence::new(&quote, Some(&col)), &Policy::default(), IN_WINDOW)
+        .unwrap_err();
     assert!(matches!(err, Error::CollateralMismatch { .. }), "{err}");
 }
 
@@ -201,8 +330,17 @@ fn a_changed_character_in_tcb_info_is_refused_as_a_bad_signature() {
     let col = collateral("dcap-qvl/sample_sgx_quote_collateral.json");
     let tampered = col.with_tcb_info(col.tcb_info().replacen("\"svn\":11", "\"svn\":12", 1));
     assert_ne!(tampered.tcb_info(), col.tcb_info());
-    let err = Verifier::new().check(&Evidence::new(&quote, Some(&tampered)), &Policy::default(), IN_WINDOW).unwrap_err();
-    assert!(matches!(err, Error::CollateralSignature { what: "TCB info" }), "{err}");
+    let err = Verifier::new()
+        .check(
+            &Evidence::new(&quote, Some(&tampered)),
+            &Policy::default(),
+            IN_WINDOW,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::CollateralSignature { what: "TCB info" }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -212,19 +350,46 @@ fn a_wrong_tcb_info_issuer_chain_is_refused_as_an_untrusted_chain() {
     // Intel's test chain: valid certificates, but not under the production root.
     let chain = String::from_utf8(read("intel-qvl-sampledata/tcbSignChain.pem")).unwrap();
     let tampered = col.with_tcb_info_issuer_chain(chain);
-    let err = Verifier::new().check(&Evidence::new(&quote, Some(&tampered)), &Policy::default(), IN_WINDOW).unwrap_err();
-    assert!(matches!(err, Error::UntrustedChain { .. } | Error::CertificateValidity { .. }), "{err}");
+    let err = Verifier::new()
+        .check(
+            &Evidence::new(&quote, Some(&tampered)),
+            &Policy::default(),
+            IN_WINDOW,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UntrustedChain { .. } | Error::CertificateValidity { .. }
+        ),
+        "{err}"
+    );
     // The PCK CRL issuer chain in place of the TCB signing chain: anchored, but the wrong key.
     let tampered = col.with_tcb_info_issuer_chain(col.pck_crl_issuer_chain().to_string());
-    let err = Verifier::new().check(&Evidence::new(&quote, Some(&tampered)), &Policy::default(), IN_WINDOW).unwrap_err();
-    assert!(matches!(err, Error::CollateralSignature { what: "TCB info" }), "{err}");
+    let err = Verifier::new()
+        .check(
+            &Evidence::new(&quote, Some(&tampered)),
+            &Policy::default(),
+            IN_WINDOW,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::CollateralSignature { what: "TCB info" }),
+        "{err}"
+    );
 }
 
 #[test]
 fn warm_verification_gives_the_same_result_as_cold() {
     for (q, c) in [
-        ("dcap-qvl/sample_sgx_quote", "dcap-qvl/sample_sgx_quote_collateral.json"),
-        ("dcap-qvl/sample_tdx_quote", "dcap-qvl/sample_tdx_quote_collateral.json"),
+        (
+            "dcap-qvl/sample_sgx_quote",
+            "dcap-qvl/sample_sgx_quote_collateral.json",
+        ),
+        (
+            "dcap-qvl/sample_tdx_quote",
+            "dcap-qvl/sample_tdx_quote_collateral.json",
+        ),
     ] {
         let quote = read(q);
         let col = collateral(c);

@@ -44,7 +44,6 @@ enum Command {
     /// Inspect and verify RA-TLS certificates.
     #[command(subcommand)]
     Ratls(cmd::ratls::RatlsCmd),
-
     // ── protected files (arca-pfs) ──
 
     // ── images and conversion (arca-image, arca-enclave) ──
@@ -59,7 +58,6 @@ fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
         // ── attestation ──
         Command::Quote(c) => cmd::quote::run(ctx, c),
         Command::Ratls(c) => cmd::ratls::run(ctx, c),
-
         // ── protected files ──
 
         // ── images and conversion ──
@@ -91,5 +89,8 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

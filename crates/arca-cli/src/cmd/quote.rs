@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use arca_attest::{
-    AnchorKind, Collateral, Evidence, HexBytes, PccsClient, PckExtensions, PlatformId, Policy, Quote, QuoteBody, TcbStatus,
-    TdxPolicy, TrustAnchor, Verdict, VerifiedQuote, Verifier,
+    AnchorKind, Collateral, Evidence, HexBytes, PccsClient, PckExtensions, PlatformId, Policy, Quote,
+    QuoteBody, TcbStatus, TdxPolicy, TrustAnchor, Verdict, VerifiedQuote, Verifier,
 };
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -16,15 +16,19 @@ use crate::output::{exit, Ctx};
 #[derive(Subcommand, Debug)]
 pub(crate) enum QuoteCmd {
     /// Print a quote's header, attested body, quoting enclave and PCK certificate, without verifying.
-    #[command(after_help = "Examples:\n  arca quote inspect quote.bin\n  arca quote inspect quote.bin -o json | jq .body.mrenclave")]
+    #[command(
+        after_help = "Examples:\n  arca quote inspect quote.bin\n  arca quote inspect quote.bin -o json | jq .body.mrenclave"
+    )]
     Inspect(InspectArgs),
     /// Verify a quote's signatures, certificate chain and collateral at a time, then apply a policy.
-    #[command(after_help = "Exit codes: 0 accepted, 3 refused (the reasons are printed), 1 error.\n\n\
+    #[command(
+        after_help = "Exit codes: 0 accepted, 3 refused (the reasons are printed), 1 error.\n\n\
 Examples:\n  arca quote verify quote.bin --collateral collateral.json --at 2025-06-26T00:00:00Z\n  \
 arca quote verify quote.bin --pccs https://pccs.example:8081 --mrsigner 83d7…9e --isv-prod-id 1 --min-isv-svn 2\n  \
 arca quote verify quote.dat --collateral col.json --trust-root testRoot.pem --pck-cert pck-and-chain.pem --at 1600000000\n  \
-arca quote verify sim-quote.bin --collateral /var/lib/arca/sim --allow-simulation --sim-root /var/lib/arca/sim/root-ca.pem")]
-    Verify(VerifyArgs),
+arca quote verify sim-quote.bin --collateral /var/lib/arca/sim --allow-simulation --sim-root /var/lib/arca/sim/root-ca.pem"
+    )]
+    Verify(Box<VerifyArgs>),
 }
 
 /// Arguments of `arca quote inspect`.
@@ -137,7 +141,10 @@ pub(crate) fn parse_time(s: &str) -> anyhow::Result<i64> {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn rfc3339(t: i64) -> String {
@@ -149,7 +156,11 @@ fn rfc3339(t: i64) -> String {
 
 impl TrustArgs {
     pub(crate) fn at(&self) -> anyhow::Result<i64> {
-        self.at.as_deref().map(parse_time).transpose().map(|t| t.unwrap_or_else(now))
+        self.at
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map(|t| t.unwrap_or_else(now))
     }
 
     pub(crate) fn verifier(&self, policy: &Policy) -> anyhow::Result<Verifier> {
@@ -174,7 +185,9 @@ impl TrustArgs {
     /// Collateral for a quote: from the file, from the PCCS, or none.
     pub(crate) fn collateral(&self, quote: &[u8], at: i64) -> anyhow::Result<Option<Collateral>> {
         if let Some(p) = &self.collateral {
-            return Ok(Some(Collateral::load(p).with_context(|| format!("loading collateral {}", p.display()))?));
+            return Ok(Some(
+                Collateral::load(p).with_context(|| format!("loading collateral {}", p.display()))?,
+            ));
         }
         if let Some(url) = &self.pccs {
             let mut client = PccsClient::new(url);
@@ -337,7 +350,11 @@ fn verify(ctx: Ctx, a: &VerifyArgs) -> anyhow::Result<i32> {
     let verifier = a.trust.verifier(&policy)?;
     let collateral = a.trust.collateral(&quote, at)?;
     let pck = a.pck_cert.as_deref().map(read).transpose()?;
-    let evidence = Evidence { quote: &quote, collateral: collateral.as_ref(), pck_chain: pck.as_deref() };
+    let evidence = Evidence {
+        quote: &quote,
+        collateral: collateral.as_ref(),
+        pck_chain: pck.as_deref(),
+    };
     let verdict = verifier.verify(&evidence, &policy, at);
     let doc = verdict_json(&verdict);
     ctx.emit(&doc, |out| print_verdict(out, &verdict, at))?;
@@ -346,7 +363,12 @@ fn verify(ctx: Ctx, a: &VerifyArgs) -> anyhow::Result<i32> {
 
 /// Prints a verdict for people.
 pub(crate) fn print_verdict(out: &mut dyn std::io::Write, v: &Verdict, at: i64) -> std::io::Result<()> {
-    writeln!(out, "{} (checked at {})", if v.accepted { "ACCEPTED" } else { "REFUSED" }, rfc3339(at))?;
+    writeln!(
+        out,
+        "{} (checked at {})",
+        if v.accepted { "ACCEPTED" } else { "REFUSED" },
+        rfc3339(at)
+    )?;
     for r in &v.reasons {
         writeln!(out, "  refused: {r}")?;
     }
@@ -358,12 +380,21 @@ pub(crate) fn print_verdict(out: &mut dyn std::io::Write, v: &Verdict, at: i64) 
         match &e.tcb {
             Some(t) => {
                 writeln!(out, "TCB status:    {}", t.status)?;
-                let adv = if t.advisory_ids.is_empty() { "none".to_string() } else { t.advisory_ids.join(", ") };
+                let adv = if t.advisory_ids.is_empty() {
+                    "none".to_string()
+                } else {
+                    t.advisory_ids.join(", ")
+                };
                 writeln!(out, "Advisories:    {adv}")?;
             }
             None => writeln!(out, "TCB status:    unknown (no collateral)")?,
         }
-        writeln!(out, "Root:          {:?}{}", e.anchor, if e.is_simulation() { " (SIMULATION)" } else { "" })?;
+        writeln!(
+            out,
+            "Root:          {:?}{}",
+            e.anchor,
+            if e.is_simulation() { " (SIMULATION)" } else { "" }
+        )?;
         writeln!(out, "FMSPC:         {}", hex::encode_upper(e.pck.fmspc))?;
         if let (Some(mre), Some(mrs)) = (e.mrenclave(), e.mrsigner()) {
             writeln!(out, "MRENCLAVE:     {}", hex::encode(mre))?;
@@ -382,7 +413,11 @@ pub(crate) fn print_verdict(out: &mut dyn std::io::Write, v: &Verdict, at: i64) 
 }
 
 /// Prints a JSON document as indented `key: value` lines.
-pub(crate) fn print_json_as_text(out: &mut dyn std::io::Write, v: &Value, indent: usize) -> std::io::Result<()> {
+pub(crate) fn print_json_as_text(
+    out: &mut dyn std::io::Write,
+    v: &Value,
+    indent: usize,
+) -> std::io::Result<()> {
     let pad = "  ".repeat(indent);
     match v {
         Value::Object(m) => {

@@ -14,14 +14,18 @@ use crate::output::{exit, Ctx};
 #[derive(Subcommand, Debug)]
 pub(crate) enum RatlsCmd {
     /// Show the evidence a certificate carries and check that each is bound to the certificate's key.
-    #[command(after_help = "Examples:\n  arca ratls inspect server.pem\n  arca ratls inspect cert.der -o json")]
+    #[command(
+        after_help = "Examples:\n  arca ratls inspect server.pem\n  arca ratls inspect cert.der -o json"
+    )]
     Inspect(CertArgs),
     /// Verify a certificate: key binding, validity window, and its quote under a policy.
-    #[command(after_help = "Without collateral the TCB status is unknown, and the certificate is refused.\n\
+    #[command(
+        after_help = "Without collateral the TCB status is unknown, and the certificate is refused.\n\
 Exit codes: 0 accepted, 3 refused, 1 error.\n\nExamples:\n  \
 arca ratls verify server.pem --pccs https://pccs.example:8081 --mrenclave 0866e7ca…\n  \
-arca ratls verify marble.pem --collateral /var/lib/arca/sim --allow-simulation --sim-root /var/lib/arca/sim/root-ca.pem")]
-    Verify(VerifyArgs),
+arca ratls verify marble.pem --collateral /var/lib/arca/sim --allow-simulation --sim-root /var/lib/arca/sim/root-ca.pem"
+    )]
+    Verify(Box<VerifyArgs>),
 }
 
 /// A certificate argument.
@@ -64,12 +68,15 @@ fn read_cert(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn inspect(ctx: Ctx, a: &CertArgs) -> anyhow::Result<i32> {
     let der = read_cert(&a.cert)?;
-    let cert = RaTlsCertificate::parse(&der).with_context(|| format!("reading the evidence in {}", a.cert.display()))?;
+    let cert = RaTlsCertificate::parse(&der)
+        .with_context(|| format!("reading the evidence in {}", a.cert.display()))?;
     let evidence: Vec<_> = cert
         .evidence
         .iter()
         .map(|e| {
-            let quote = Quote::parse(&e.quote).map(|q| quote_json(&q)).unwrap_or(serde_json::Value::Null);
+            let quote = Quote::parse(&e.quote)
+                .map(|q| quote_json(&q))
+                .unwrap_or(serde_json::Value::Null);
             json!({ "format": e.format, "key_bound": true, "quote": quote })
         })
         .collect();
