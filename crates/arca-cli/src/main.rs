@@ -36,7 +36,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     // ── enclave identity (arca-sgx) ──
-
+    /// Enclave identity: MRENCLAVE of SGXS files, SIGSTRUCT signing, inspection and verification.
+    Sgx(cmd::sgx::SgxArgs),
     // ── attestation (arca-attest) ──
     /// Inspect and verify DCAP quotes (SGX and TDX).
     #[command(subcommand)]
@@ -45,7 +46,8 @@ enum Command {
     #[command(subcommand)]
     Ratls(cmd::ratls::RatlsCmd),
     // ── protected files (arca-pfs) ──
-
+    /// Protected files: encrypt, decrypt, check, mount (Gramine-compatible encrypted files).
+    Fs(cmd::fs::FsArgs),
     // ── images and conversion (arca-image, arca-enclave) ──
 
     // ── coordinator and its clients (arca-coordinator) ──
@@ -54,12 +56,12 @@ enum Command {
 fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
     match command {
         // ── enclave identity ──
-
+        Command::Sgx(args) => cmd::sgx::run(ctx, args),
         // ── attestation ──
         Command::Quote(c) => cmd::quote::run(ctx, c),
         Command::Ratls(c) => cmd::ratls::run(ctx, c),
         // ── protected files ──
-
+        Command::Fs(args) => cmd::fs::run(ctx, args),
         // ── images and conversion ──
 
         // ── coordinator ──

@@ -1,12 +1,14 @@
 //! One module per command (or command group). Each holds its clap argument struct and a short `run`.
 
 // ── enclave identity (arca-sgx) ──
+pub(crate) mod sgx;
 
 // ── attestation (arca-attest) ──
 pub(crate) mod quote;
 pub(crate) mod ratls;
 
 // ── protected files (arca-pfs) ──
+pub(crate) mod fs;
 
 // ── images and conversion (arca-image, arca-enclave) ──
 

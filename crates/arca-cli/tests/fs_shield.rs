@@ -1,0 +1,310 @@
+//! The FUSE shield with unmodified programs: sqlite3 and Python on an encrypted mount (the files on disk are
+//! ciphertext), crash safety under `kill -9`, and the trusted-files view. Needs root, /dev/fuse and
+//! fusermount3 (`arca_testkit::require*`).
+
+#![allow(clippy::unwrap_used)] // test helpers may unwrap
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ARCA: &str = env!("CARGO_BIN_EXE_arca");
+const MARKER: &str = "PLAINTEXT-MARKER-7f3a";
+
+fn fuse_available() -> bool {
+    arca_testkit::require(Path::new("/dev/fuse").exists(), "/dev/fuse")
+        && arca_testkit::require_tool("fusermount3").is_some()
+}
+
+fn is_mounted(mnt: &Path) -> bool {
+    let m = fs::canonicalize(mnt).unwrap_or_else(|_| mnt.to_path_buf());
+    fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == m.to_str())
+}
+
+struct Mount {
+    child: Child,
+    mnt: PathBuf,
+}
+
+impl Mount {
+    fn start(args: &[&str], dir: &Path, mnt: &Path) -> Self {
+        fs::create_dir_all(mnt).unwrap();
+        let child = Command::new(ARCA)
+            .args(["fs", "mount"])
+            .args(args)
+            .arg(dir)
+            .arg(mnt)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !is_mounted(mnt) {
+            assert!(start.elapsed() < Duration::from_secs(20), "mount did not appear");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            mnt: mnt.to_path_buf(),
+        }
+    }
+
+    fn encrypted(t: &Path) -> Self {
+        Self::start(
+            &["--key", t.join("key").to_str().unwrap()],
+            &t.join("enc"),
+            &t.join("mnt"),
+        )
+    }
+
+    fn unmount(mut self) {
+        let ok = Command::new(ARCA)
+            .args(["fs", "umount"])
+            .arg(&self.mnt)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "shield exited with {status}");
+        std::mem::forget(self);
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+        let _ = Command::new("fusermount3").arg("-uz").arg(&self.mnt).status();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("fusermount3").arg("-uz").arg(&self.mnt).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn setup() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir(t.path().join("enc")).unwrap();
+    fs::write(t.path().join("key"), [0x11u8; 16]).unwrap();
+    t
+}
+
+fn assert_no_plaintext(dir: &Path) {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            assert_no_plaintext(&p);
+        } else {
+            let b = fs::read(&p).unwrap();
+            assert!(
+                !b.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
+                "plaintext found in {}",
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn sqlite3_creates_fills_and_queries_a_database_on_the_shield() {
+    if !fuse_available() || arca_testkit::require_tool("sqlite3").is_none() {
+        return;
+    }
+    let t = setup();
+    let m = Mount::encrypted(t.path());
+    let db = t.path().join("mnt/app.db");
+    let sql = format!(
+        "create table t(id integer primary key, v text);
+         with recursive c(x) as (select 1 union all select x+1 from c where x < 5000)
+         insert into t(v) select '{MARKER}-' || x from c;
+         create index tv on t(v);
+         select count(*), sum(id) from t where v like '{MARKER}%';"
+    );
+    let out = Command::new("sqlite3").arg(&db).arg(&sql).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5000|12502500");
+    m.unmount();
+    assert_no_plaintext(&t.path().join("enc"));
+    // Remount: the database is intact (and the integrity check of sqlite agrees).
+    let m = Mount::encrypted(t.path());
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg("pragma integrity_check; update t set v = 'x' where id % 2 = 0; select count(*) from t where v = 'x';")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok\n2500");
+    m.unmount();
+}
+
+#[test]
+fn python_writes_rereads_and_mmaps_a_file_on_the_shield() {
+    if !fuse_available() || arca_testkit::require_tool("python3").is_none() {
+        return;
+    }
+    let t = setup();
+    let m = Mount::encrypted(t.path());
+    let script = format!(
+        r#"
+import mmap, os, sys
+d = sys.argv[1]
+os.makedirs(os.path.join(d, "sub"), exist_ok=True)
+p = os.path.join(d, "sub", "data.txt")
+lines = ["{MARKER} line %d\n" % i for i in range(100000)]
+with open(p, "w") as f:
+    f.writelines(lines)
+with open(p) as f:
+    assert f.readlines() == lines, "re-read differs"
+with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+    assert mm[:len(lines[0])] == lines[0].encode(), "mmap differs"
+    assert mm.find(b"line 99999") > 0
+with open(p, "r+") as f:
+    f.truncate(100)
+os.rename(p, os.path.join(d, "moved.txt"))
+assert open(os.path.join(d, "moved.txt")).read() == "".join(lines)[:100]
+os.rmdir(os.path.join(d, "sub"))
+print("ok")
+"#
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .arg(t.path().join("mnt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    m.unmount();
+    assert_no_plaintext(&t.path().join("enc"));
+    let m = Mount::encrypted(t.path());
+    let back = fs::read_to_string(t.path().join("mnt/moved.txt")).unwrap();
+    assert_eq!(back.len(), 100);
+    assert!(back.starts_with(MARKER));
+    m.unmount();
+}
+
+#[test]
+fn kill_9_mid_writes_keeps_fsynced_data_and_other_files_intact() {
+    if !fuse_available() || arca_testkit::require_tool("python3").is_none() {
+        return;
+    }
+    let t = setup();
+    let m = Mount::encrypted(t.path());
+    let mnt = t.path().join("mnt");
+    let quiet: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(mnt.join("quiet.bin"), &quiet).unwrap();
+    // The writer rewrites `busy.bin` (200 kB, one write per version) and fsyncs; it prints each fsynced
+    // version. It also appends to `log.bin` without fsync.
+    let script = r#"
+import os, sys
+d = sys.argv[1]
+log = open(os.path.join(d, "log.bin"), "ab")
+fd = os.open(os.path.join(d, "busy.bin"), os.O_RDWR | os.O_CREAT, 0o644)
+v = 0
+while True:
+    v += 1
+    os.pwrite(fd, (b"version %08d|" % v) * 13333, 0)
+    os.fsync(fd)
+    print(v, flush=True)
+    log.write(b"x" * 10000)
+"#;
+    let mut writer = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&mnt)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    let mut last = 0u64;
+    while last < 30 {
+        last = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    }
+    m.kill9();
+    let _ = writer.kill();
+    let _ = writer.wait();
+    for l in lines.map_while(Result::ok) {
+        if let Ok(v) = l.trim().parse::<u64>() {
+            last = last.max(v);
+        }
+    }
+
+    let m = Mount::encrypted(t.path());
+    assert_eq!(
+        fs::read(mnt.join("quiet.bin")).unwrap(),
+        quiet,
+        "a file not being written is intact"
+    );
+    match fs::read(mnt.join("busy.bin")) {
+        Ok(b) => {
+            assert_eq!(b.len(), 17 * 13333, "busy.bin has the size of one version");
+            let v: u64 = std::str::from_utf8(&b[8..16]).unwrap().parse().unwrap();
+            assert!(
+                v == last || v == last + 1,
+                "busy.bin holds version {v}; last fsynced {last}"
+            );
+            assert_eq!(
+                b,
+                format!("version {v:08}|").repeat(13333).into_bytes(),
+                "one whole version"
+            );
+        }
+        Err(e) => assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EIO),
+            "only a reported corruption is acceptable: {e}"
+        ),
+    }
+    if let Ok(b) = fs::read(mnt.join("log.bin")) {
+        assert!(
+            b.iter().all(|&c| c == b'x'),
+            "log.bin holds only what was written"
+        );
+    }
+    m.unmount();
+}
+
+#[test]
+fn trusted_view_serves_matching_files_and_refuses_a_modified_one() {
+    if !fuse_available() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fs::create_dir_all(root.join("app")).unwrap();
+    fs::write(root.join("app/main.py"), b"print('hello')\n").unwrap();
+    fs::write(root.join("app/lib.py"), b"X = 1\n").unwrap();
+    let list = arca_pfs_list(&root);
+    fs::write(t.path().join("trusted.list"), list).unwrap();
+    fs::write(root.join("app/extra.py"), b"unlisted\n").unwrap();
+    let m = Mount::start(
+        &["--trusted-list", t.path().join("trusted.list").to_str().unwrap()],
+        &root,
+        &t.path().join("mnt"),
+    );
+    let mnt = t.path().join("mnt");
+    assert_eq!(fs::read(mnt.join("app/main.py")).unwrap(), b"print('hello')\n");
+    fs::write(root.join("app/lib.py"), b"X = 2\n").unwrap();
+    let e = fs::read(mnt.join("app/lib.py")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+    let e = fs::read(mnt.join("app/extra.py")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EACCES), "unlisted file: {e}");
+    assert!(fs::write(mnt.join("app/new.py"), b"x").is_err(), "read-only view");
+    m.unmount();
+}
+
+/// The trusted list of `root`, made by hashing (as the converter does) through the library.
+fn arca_pfs_list(root: &Path) -> Vec<u8> {
+    arca_pfs::TrustedList::hash_tree(root, &arca_pfs::AllowList::none())
+        .unwrap()
+        .to_bytes()
+}

@@ -1,0 +1,626 @@
+//! The read-write plaintext view of a protected directory.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
+};
+
+use super::inodes::Inodes;
+use super::{errno, TTL};
+use crate::rollback::is_internal_name;
+use crate::{Error, HostFile, Options, ProtectedFile, Volume};
+
+struct OpenFile {
+    file: ProtectedFile<HostFile>,
+    handles: u32,
+}
+
+/// The plaintext read-write view of the protected files in a [`Volume`]'s directory.
+pub struct EncryptedFs {
+    dir: PathBuf,
+    volume: Volume,
+    options: Options,
+    inodes: Inodes,
+    open: HashMap<u64, OpenFile>,
+    sizes: HashMap<u64, u64>,
+}
+
+impl std::fmt::Debug for EncryptedFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptedFs")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn name_str(name: &OsStr) -> Result<&str, i32> {
+    let n = name.to_str().ok_or(libc::EINVAL)?;
+    if is_internal_name(n) {
+        // The volume's own files (state, journals) are not part of the view.
+        return Err(libc::EPERM);
+    }
+    Ok(n)
+}
+
+fn log_err(op: &str, path: &str, e: &Error) -> i32 {
+    tracing::error!(op, path, error = %e, "protected-files shield refused the operation");
+    errno(e)
+}
+
+fn io_errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn to_time(t: Option<TimeOrNow>) -> Option<SystemTime> {
+    t.map(|t| match t {
+        TimeOrNow::SpecificTime(s) => s,
+        TimeOrNow::Now => SystemTime::now(),
+    })
+}
+
+impl EncryptedFs {
+    /// A view of the protected files in `dir` (the volume's directory).
+    pub fn new(dir: impl Into<PathBuf>, volume: Volume, options: Options) -> Self {
+        Self {
+            dir: dir.into(),
+            volume,
+            options,
+            inodes: Inodes::new(),
+            open: HashMap::new(),
+            sizes: HashMap::new(),
+        }
+    }
+
+    fn host(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() {
+            self.dir.clone()
+        } else {
+            self.dir.join(rel)
+        }
+    }
+
+    fn plaintext_size(&mut self, ino: u64, rel: &str) -> Result<u64, i32> {
+        if let Some(f) = self.open.get(&ino) {
+            return Ok(f.file.len());
+        }
+        if let Some(&s) = self.sizes.get(&ino) {
+            return Ok(s);
+        }
+        let f = self
+            .volume
+            .open_file(rel, &self.options)
+            .map_err(|e| log_err("stat", rel, &e))?;
+        let s = f.len();
+        self.sizes.insert(ino, s);
+        Ok(s)
+    }
+
+    fn attr(&mut self, ino: u64, rel: &str) -> Result<FileAttr, i32> {
+        let m = std::fs::symlink_metadata(self.host(rel)).map_err(|e| io_errno(&e))?;
+        let kind = if m.is_dir() {
+            FileType::Directory
+        } else if m.is_file() {
+            FileType::RegularFile
+        } else if m.file_type().is_symlink() {
+            FileType::Symlink
+        } else {
+            return Err(libc::EPERM);
+        };
+        let size = if kind == FileType::RegularFile {
+            self.plaintext_size(ino, rel)?
+        } else {
+            m.len()
+        };
+        let t =
+            |s: i64, ns: i64| UNIX_EPOCH + Duration::new(s.max(0) as u64, ns.clamp(0, 999_999_999) as u32);
+        Ok(FileAttr {
+            ino,
+            size,
+            blocks: size.div_ceil(512),
+            atime: t(m.atime(), m.atime_nsec()),
+            mtime: t(m.mtime(), m.mtime_nsec()),
+            ctime: t(m.ctime(), m.ctime_nsec()),
+            crtime: t(m.ctime(), m.ctime_nsec()),
+            kind,
+            perm: (m.mode() & 0o7777) as u16,
+            nlink: if kind == FileType::Directory { 2 } else { 1 },
+            uid: m.uid(),
+            gid: m.gid(),
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        })
+    }
+
+    fn entry(&mut self, rel: &str, reply: ReplyEntry) {
+        let ino = self.inodes.ino(rel);
+        match self.attr(ino, rel) {
+            Ok(a) => reply.entry(&TTL, &a, 0),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open_file(&mut self, ino: u64) -> Result<&mut OpenFile, i32> {
+        if !self.open.contains_key(&ino) {
+            let rel = self.inodes.path(ino).ok_or(libc::ENOENT)?.to_string();
+            let file = self
+                .volume
+                .open_file(&rel, &self.options)
+                .map_err(|e| log_err("open", &rel, &e))?;
+            self.open.insert(ino, OpenFile { file, handles: 0 });
+        }
+        self.open.get_mut(&ino).ok_or(libc::EIO)
+    }
+
+    /// Rebinds every protected file at or below `to` (just renamed from `from`) to its new path.
+    fn rebind_tree(&mut self, from: &str, to: &str) -> Result<(), Error> {
+        let host = self.host(to);
+        let meta = std::fs::symlink_metadata(&host).map_err(|e| Error::io("stat after rename", to, e))?;
+        if meta.is_file() {
+            return self.rebind_one(from, to);
+        }
+        if meta.is_dir() {
+            let rd = std::fs::read_dir(&host).map_err(|e| Error::io("listing", to, e))?;
+            for entry in rd {
+                let entry = entry.map_err(|e| Error::io("listing", to, e))?;
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                if is_internal_name(&name) {
+                    continue;
+                }
+                self.rebind_tree(&format!("{from}/{name}"), &format!("{to}/{name}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rebind_one(&mut self, from: &str, to: &str) -> Result<(), Error> {
+        let bound = self.volume.bound_path(to)?;
+        let ino = self.inodes.lookup(to);
+        let hook = self.volume.hook(to);
+        if let Some(f) = ino.and_then(|i| self.open.get_mut(&i)) {
+            f.file.set_flush_hook(hook);
+            f.file.rebind(&bound)?;
+        } else {
+            // Open under the old binding (at its new host name), check it, then rebind.
+            let host = self.host(to);
+            let storage = HostFile::open(&host, false).map_err(|e| Error::io("opening", to, e))?;
+            let key_bound = self.volume.bound_path(from)?;
+            let mut f = self
+                .volume
+                .open_storage(storage, from, &key_bound, &self.options)?;
+            f.set_flush_hook(hook);
+            f.rebind(&bound)?;
+        }
+        self.volume.removed(from)
+    }
+}
+
+impl Filesystem for EncryptedFs {
+    fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        for (_, mut f) in self.open.drain() {
+            if let Err(e) = f.file.flush() {
+                tracing::error!(error = %e, "flushing a protected file at unmount failed");
+            }
+        }
+        if let Err(e) = self.volume.sync() {
+            tracing::error!(error = %e, "committing the volume state at unmount failed");
+        }
+    }
+
+    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        let rel = match name_str(name).and_then(|n| self.inodes.child(parent, n).ok_or(libc::ENOENT)) {
+            Ok(r) => r,
+            Err(_) => return reply.error(libc::ENOENT),
+        };
+        if std::fs::symlink_metadata(self.host(&rel)).is_err() {
+            return reply.error(libc::ENOENT);
+        }
+        self.entry(&rel, reply);
+    }
+
+    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        let Some(rel) = self.inodes.path(ino).map(str::to_string) else {
+            return reply.error(libc::ENOENT);
+        };
+        match self.attr(ino, &rel) {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<u64>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<u32>,
+        reply: ReplyAttr,
+    ) {
+        let Some(rel) = self.inodes.path(ino).map(str::to_string) else {
+            return reply.error(libc::ENOENT);
+        };
+        let host = self.host(&rel);
+        if let Some(len) = size {
+            let was_open = self.open.contains_key(&ino);
+            let r = self
+                .open_file(ino)
+                .and_then(|f| f.file.set_len(len).map_err(|e| log_err("truncate", &rel, &e)));
+            if !was_open {
+                self.open.remove(&ino);
+            }
+            self.sizes.remove(&ino);
+            if let Err(e) = r {
+                return reply.error(e);
+            }
+        }
+        if let Some(m) = mode {
+            if let Err(e) = std::fs::set_permissions(&host, std::fs::Permissions::from_mode(m & 0o7777)) {
+                return reply.error(io_errno(&e));
+            }
+        }
+        if uid.is_some() || gid.is_some() {
+            if let Err(e) = std::os::unix::fs::lchown(&host, uid, gid) {
+                return reply.error(io_errno(&e));
+            }
+        }
+        if atime.is_some() || mtime.is_some() {
+            let times = std::fs::File::options().write(true).open(&host).and_then(|f| {
+                let mut t = std::fs::FileTimes::new();
+                if let Some(a) = to_time(atime) {
+                    t = t.set_accessed(a);
+                }
+                if let Some(m) = to_time(mtime) {
+                    t = t.set_modified(m);
+                }
+                f.set_times(t)
+            });
+            if let Err(e) = times {
+                return reply.error(io_errno(&e));
+            }
+        }
+        match self.attr(ino, &rel) {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(
+        &mut self,
+        _req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let rel = match name_str(name).and_then(|n| self.inodes.child(parent, n).ok_or(libc::ENOENT)) {
+            Ok(r) => r,
+            Err(e) => return reply.error(e),
+        };
+        let host = self.host(&rel);
+        if let Err(e) = std::fs::create_dir(&host) {
+            return reply.error(io_errno(&e));
+        }
+        let _ = std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode & !umask & 0o7777));
+        self.entry(&rel, reply);
+    }
+
+    fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        let rel = match name_str(name).and_then(|n| self.inodes.child(parent, n).ok_or(libc::ENOENT)) {
+            Ok(r) => r,
+            Err(e) => return reply.error(e),
+        };
+        let host = self.host(&rel);
+        if let Err(e) = std::fs::remove_file(&host) {
+            return reply.error(io_errno(&e));
+        }
+        let _ = std::fs::remove_file(HostFile::journal_path(&host));
+        if let Some(ino) = self.inodes.lookup(&rel) {
+            if let Some(f) = self.open.get_mut(&ino) {
+                // Still open by someone: its later flushes go to the unlinked inode and are not recorded.
+                f.file.set_flush_hook(Box::new(|_| Ok(())));
+            }
+            self.sizes.remove(&ino);
+        }
+        self.inodes.remove(&rel);
+        match self.volume.removed(&rel) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(log_err("unlink", &rel, &e)),
+        }
+    }
+
+    fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        let rel = match name_str(name).and_then(|n| self.inodes.child(parent, n).ok_or(libc::ENOENT)) {
+            Ok(r) => r,
+            Err(e) => return reply.error(e),
+        };
+        match std::fs::remove_dir(self.host(&rel)) {
+            Ok(()) => {
+                self.inodes.remove(&rel);
+                reply.ok()
+            }
+            Err(e) => reply.error(io_errno(&e)),
+        }
+    }
+
+    fn rename(
+        &mut self,
+        _req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: u32,
+        reply: ReplyEmpty,
+    ) {
+        if flags != 0 {
+            return reply.error(libc::EINVAL);
+        }
+        let from = match name_str(name).and_then(|n| self.inodes.child(parent, n).ok_or(libc::ENOENT)) {
+            Ok(r) => r,
+            Err(e) => return reply.error(e),
+        };
+        let to = match name_str(newname).and_then(|n| self.inodes.child(newparent, n).ok_or(libc::ENOENT)) {
+            Ok(r) => r,
+            Err(e) => return reply.error(e),
+        };
+        let (hf, ht) = (self.host(&from), self.host(&to));
+        // A file replaced by the rename: detach it (it may still be open).
+        if let Some(old) = self.inodes.lookup(&to) {
+            if let Some(f) = self.open.get_mut(&old) {
+                f.file.set_flush_hook(Box::new(|_| Ok(())));
+            }
+            self.open.remove(&old);
+            self.sizes.remove(&old);
+        }
+        if let Err(e) = std::fs::rename(&hf, &ht) {
+            return reply.error(io_errno(&e));
+        }
+        let _ = std::fs::rename(HostFile::journal_path(&hf), HostFile::journal_path(&ht));
+        self.inodes.rename(&from, &to);
+        match self.rebind_tree(&from, &to) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(log_err("rename", &to, &e)),
+        }
+    }
+
+    fn open(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
+        match self.open_file(ino) {
+            Ok(f) => {
+                f.handles += 1;
+                reply.opened(ino, 0)
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn create(
+        &mut self,
+        _req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let rel = match name_str(name).and_then(|n| self.inodes.child(parent, n).ok_or(libc::ENOENT)) {
+            Ok(r) => r,
+            Err(e) => return reply.error(e),
+        };
+        let mut file = match self.volume.create_file(&rel, &self.options) {
+            Ok(f) => f,
+            Err(e) => return reply.error(log_err("create", &rel, &e)),
+        };
+        // Write the empty file now, so the host never holds a non-protected file.
+        if let Err(e) = file.flush() {
+            return reply.error(log_err("create", &rel, &e));
+        }
+        let _ = std::fs::set_permissions(
+            self.host(&rel),
+            std::fs::Permissions::from_mode(mode & !umask & 0o7777),
+        );
+        let ino = self.inodes.ino(&rel);
+        self.sizes.remove(&ino);
+        self.open.insert(ino, OpenFile { file, handles: 1 });
+        match self.attr(ino, &rel) {
+            Ok(a) => reply.created(&TTL, &a, 0, ino, 0),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        _fh: u64,
+        offset: i64,
+        size: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyData,
+    ) {
+        let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        let f = match self.open_file(ino) {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
+        };
+        let mut buf = vec![0u8; size as usize];
+        match f.file.read_at(offset.max(0) as u64, &mut buf) {
+            Ok(n) => reply.data(&buf[..n]),
+            Err(e) => reply.error(log_err("read", &rel, &e)),
+        }
+    }
+
+    fn write(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        _fh: u64,
+        offset: i64,
+        data: &[u8],
+        _write_flags: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyWrite,
+    ) {
+        let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        let f = match self.open_file(ino) {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
+        };
+        match f.file.write_at(offset.max(0) as u64, data) {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(log_err("write", &rel, &e)),
+        }
+    }
+
+    fn flush(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _lock_owner: u64, reply: ReplyEmpty) {
+        let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        match self.open.get_mut(&ino).map(|f| f.file.flush()) {
+            Some(Err(e)) => reply.error(log_err("flush", &rel, &e)),
+            _ => reply.ok(),
+        }
+    }
+
+    fn release(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        _fh: u64,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        let last = match self.open.get_mut(&ino) {
+            Some(f) => {
+                f.handles = f.handles.saturating_sub(1);
+                f.handles == 0
+            }
+            None => false,
+        };
+        if last {
+            if let Some(mut f) = self.open.remove(&ino) {
+                let size = f.file.len();
+                if let Err(e) = f.file.flush() {
+                    return reply.error(log_err("close", &rel, &e));
+                }
+                self.sizes.insert(ino, size);
+            }
+        }
+        reply.ok()
+    }
+
+    fn fsync(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
+        let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        match self.open.get_mut(&ino).map(|f| f.file.sync()) {
+            Some(Err(e)) => reply.error(log_err("fsync", &rel, &e)),
+            _ => match self.volume.sync() {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(log_err("fsync", &rel, &e)),
+            },
+        }
+    }
+
+    fn fsyncdir(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
+        reply.ok()
+    }
+
+    fn ioctl(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        _fh: u64,
+        _flags: u32,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(libc::ENOTTY)
+    }
+
+    fn getxattr(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        _name: &OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        reply.error(libc::ENODATA)
+    }
+
+    fn listxattr(&mut self, _req: &Request<'_>, _ino: u64, size: u32, reply: fuser::ReplyXattr) {
+        if size == 0 {
+            reply.size(0)
+        } else {
+            reply.data(&[])
+        }
+    }
+
+    fn readdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, offset: i64, mut reply: ReplyDirectory) {
+        let Some(rel) = self.inodes.path(ino).map(str::to_string) else {
+            return reply.error(libc::ENOENT);
+        };
+        let rd = match std::fs::read_dir(self.host(&rel)) {
+            Ok(r) => r,
+            Err(e) => return reply.error(io_errno(&e)),
+        };
+        let mut entries: Vec<(u64, FileType, String)> = vec![
+            (ino, FileType::Directory, ".".into()),
+            (1, FileType::Directory, "..".into()),
+        ];
+        for e in rd.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if is_internal_name(&name) {
+                continue;
+            }
+            let kind = match e.file_type() {
+                Ok(t) if t.is_dir() => FileType::Directory,
+                Ok(t) if t.is_symlink() => FileType::Symlink,
+                _ => FileType::RegularFile,
+            };
+            let child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            entries.push((self.inodes.ino(&child), kind, name));
+        }
+        for (i, (ino, kind, name)) in entries.into_iter().enumerate().skip(offset.max(0) as usize) {
+            if reply.add(ino, (i + 1) as i64, kind, name) {
+                break;
+            }
+        }
+        reply.ok()
+    }
+}
