@@ -139,7 +139,7 @@ fn ratls_configs() -> (Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>) {
     let body = |m: u8| {
         let mut b = [0u8; 384];
         b[64..96].copy_from_slice(&[m; 32]);
-        ReportBody::from_bytes(b)
+        ReportBody::parse(&b).unwrap()
     };
     let server_id = RaTlsIdentity::create(
         &SimQuoter::new(pki.clone(), body(1)),

@@ -52,6 +52,15 @@ pub enum Error {
         /// How many bytes follow.
         len: usize,
     },
+    /// A REPORT body inside the quote is malformed (e.g. non-zero reserved bytes).
+    #[error("the quote's {what} is malformed")]
+    Report {
+        /// Which report ("ISV enclave report", "QE report").
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: arca_sgx::Error,
+    },
     /// A certificate or CRL could not be parsed.
     #[error("cannot parse the {what}: {reason}")]
     BadCertificate {

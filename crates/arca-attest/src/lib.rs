@@ -21,7 +21,8 @@
 //!
 //! let now = 1_760_000_000;
 //! let pki = Arc::new(SimPki::create(SimPkiOptions::at(now))?);
-//! let quoter = SimQuoter::new(pki.clone(), ReportBody::from_bytes([0; 384]));
+//! let identity = ReportBody::parse(&[0; 384]).expect("an all-zero REPORT body is well-formed");
+//! let quoter = SimQuoter::new(pki.clone(), identity);
 //! let quote = quoter.quote(&[1; 64])?;
 //! let verifier = Verifier::new().with_simulation_root(pki.root_anchor()?);
 //! let verdict = verifier.verify(&Evidence::new(&quote, Some(pki.collateral())), &Policy::simulation(), now);
@@ -59,12 +60,12 @@ mod policy;
 mod quote;
 mod ratls;
 mod reader;
-mod report;
 mod sgx;
 mod sim;
 mod tcb;
 mod verify;
 
+pub use arca_sgx::ReportBody;
 pub use collateral::{Collateral, PcsResponses};
 pub use error::Error;
 pub use pccs::{PccsClient, PckCa, PlatformId};
@@ -78,7 +79,6 @@ pub use ratls::{
     client_config, server_config, CollateralSource, RaTlsCertificate, RaTlsClientVerifier, RaTlsEvidence,
     RaTlsFormat, RaTlsIdentity, RaTlsOptions, RaTlsServerVerifier, RaTlsVerifier,
 };
-pub use report::ReportBody;
 pub use sim::{sim_qe_mrsigner, Quoter, SimPki, SimPkiOptions, SimQuoter, SIM_FMSPC};
 pub use tcb::TcbStatus;
 pub use verify::{Evidence, TcbEvaluation, VerifiedQuote, Verifier};

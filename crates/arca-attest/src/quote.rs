@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use crate::error::Error;
 use crate::reader::Reader;
-use crate::report::ReportBody;
+use arca_sgx::ReportBody;
 
 /// Intel's QE vendor ID, the only one accepted.
 pub const INTEL_QE_VENDOR_ID: [u8; 16] = [
@@ -375,8 +375,8 @@ fn unsupported(field: &'static str, value: impl std::fmt::Display) -> Error {
     }
 }
 
-fn read_report(r: &mut Reader<'_>, _what: &'static str) -> Result<ReportBody, Error> {
-    Ok(ReportBody::from_bytes(r.array("REPORT body")?))
+fn read_report(r: &mut Reader<'_>, what: &'static str) -> Result<ReportBody, Error> {
+    ReportBody::parse(r.take(ReportBody::SIZE, what)?).map_err(|source| Error::Report { what, source })
 }
 
 /// Refuses non-zero bytes in `bytes[from..]`.
@@ -429,12 +429,14 @@ fn parse_signature_data<'a>(
     };
     ensure_zero_tail(sig, end, "quote signature data")?;
     let (qe_report_bytes, qe_report_signature, qe_auth_data, certification, cert_end) = qe;
-    let mut qe_report = [0u8; ReportBody::SIZE];
-    qe_report.copy_from_slice(qe_report_bytes);
+    let qe_report = ReportBody::parse(qe_report_bytes).map_err(|source| Error::Report {
+        what: "QE report",
+        source,
+    })?;
     Ok(SignatureData {
         isv_signature,
         attestation_key,
-        qe_report: ReportBody::from_bytes(qe_report),
+        qe_report,
         qe_report_bytes,
         qe_report_signature,
         qe_auth_data,

@@ -24,7 +24,7 @@ use crate::crypto::sha256;
 use crate::error::Error;
 use crate::pki::{AnchorKind, TrustAnchor, SIMULATION_ROOT_CN};
 use crate::quote::INTEL_QE_VENDOR_ID;
-use crate::report::ReportBody;
+use arca_sgx::ReportBody;
 
 /// FMSPC of the simulated platform.
 pub const SIM_FMSPC: [u8; 6] = [0x0a, 0x7c, 0xa0, 0x00, 0x00, 0x00];
@@ -490,7 +490,7 @@ impl SimPki {
         q.extend_from_slice(&SIM_PCESVN.to_le_bytes());
         q.extend_from_slice(&INTEL_QE_VENDOR_ID);
         q.extend_from_slice(&sha256(self.root_pem.as_bytes())[..20]);
-        q.extend_from_slice(report.as_bytes());
+        q.extend_from_slice(&report.to_bytes());
         let sig = sign_raw(&self.qe_ring, &q, "sign the simulated quote")?;
         q.extend_from_slice(&((64 + self.tail.len()) as u32).to_le_bytes());
         q.extend_from_slice(&sig);

@@ -24,12 +24,12 @@ fn pem_cert(name: &str) -> Vec<u8> {
 
 fn mrenclave_of(quote: &[u8]) -> [u8; 32] {
     let q = Quote::parse(quote).unwrap();
-    q.body.sgx().unwrap().as_bytes()[64..96].try_into().unwrap()
+    q.body.sgx().unwrap().mrenclave.to_bytes()
 }
 
 fn mrsigner_of(quote: &[u8]) -> [u8; 32] {
     let q = Quote::parse(quote).unwrap();
-    q.body.sgx().unwrap().as_bytes()[128..160].try_into().unwrap()
+    q.body.sgx().unwrap().mrsigner.to_bytes()
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn body(mrenclave: u8) -> ReportBody {
     b[48] = 0x05;
     b[64..96].copy_from_slice(&[mrenclave; 32]);
     b[128..160].copy_from_slice(&[0x51; 32]);
-    ReportBody::from_bytes(b)
+    ReportBody::parse(&b).unwrap()
 }
 
 struct Sim {

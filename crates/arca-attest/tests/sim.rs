@@ -17,7 +17,7 @@ fn identity() -> ReportBody {
     b[128..160].copy_from_slice(&[0xbb; 32]); // MRSIGNER
     b[256..258].copy_from_slice(&7u16.to_le_bytes()); // ISVPRODID
     b[258..260].copy_from_slice(&3u16.to_le_bytes()); // ISVSVN
-    ReportBody::from_bytes(b)
+    ReportBody::parse(&b).unwrap()
 }
 
 fn setup() -> (Arc<SimPki>, SimQuoter) {
@@ -131,9 +131,9 @@ fn simulated_quotes_expire_with_the_simulation_pki() {
 #[test]
 fn a_debug_identity_is_refused_by_default_even_in_simulation() {
     let (pki, _) = setup();
-    let mut b = *identity().as_bytes();
+    let mut b = identity().to_bytes();
     b[48] |= 0x02;
-    let quote = SimQuoter::new(pki.clone(), ReportBody::from_bytes(b))
+    let quote = SimQuoter::new(pki.clone(), ReportBody::parse(&b).unwrap())
         .quote(&[0u8; 64])
         .unwrap();
     let verifier = Verifier::new().with_simulation_root(pki.root_anchor().unwrap());

@@ -241,7 +241,7 @@ fn inspect(ctx: Ctx, a: &InspectArgs) -> anyhow::Result<i32> {
 /// The quote as a JSON document (schema in docs/cli-json.md).
 pub(crate) fn quote_json(q: &Quote<'_>) -> Value {
     let sig = &q.signature;
-    let qe = sig.qe_report.as_bytes();
+    let qe = sig.qe_report.to_bytes();
     let mut pck = Value::Null;
     if let Ok(ders) = sig.certification.pck_chain_der() {
         if let Some(p) = ders.iter().find_map(|d| PckExtensions::from_certificate(d).ok()) {
@@ -272,7 +272,7 @@ pub(crate) fn quote_json(q: &Quote<'_>) -> Value {
 fn body_json(body: &QuoteBody) -> Value {
     match body {
         QuoteBody::Sgx(r) => {
-            let b = r.as_bytes();
+            let b = r.to_bytes();
             json!({
                 "type": "sgx",
                 "mrenclave": hex::encode(&b[64..96]),
