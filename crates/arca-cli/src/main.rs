@@ -20,8 +20,9 @@ use crate::output::{exit, Ctx, OutputFormat};
 #[derive(Parser, Debug)]
 #[command(name = "arca", version, propagate_version = true, max_term_width = 110)]
 struct Cli {
-    /// Output format: human-readable text, or one JSON document for scripts.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Human, env = "ARCA_OUTPUT")]
+    /// Output format: human-readable text, or one JSON document for scripts (`--output json`). `-o` is
+    /// not its short form: commands use `-o FILE` for the file they write.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human, env = "ARCA_OUTPUT")]
     output: OutputFormat,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
@@ -36,6 +37,10 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     // ── enclave identity (arca-sgx) ──
+    /// Show enclave identity at work: measure, verify and sign a real enclave embedded in the binary.
+    Demo(cmd::demo::DemoArgs),
+    /// Generate an enclave signing key (RSA-3072, exponent 3) and print its MRSIGNER.
+    Keygen(cmd::keygen::KeygenArgs),
     /// Enclave identity: MRENCLAVE of SGXS files, SIGSTRUCT signing, inspection and verification.
     Sgx(cmd::sgx::SgxArgs),
     // ── attestation (arca-attest) ──
@@ -51,6 +56,8 @@ enum Command {
 fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
     match command {
         // ── enclave identity ──
+        Command::Demo(args) => cmd::demo::run(ctx, args),
+        Command::Keygen(args) => cmd::keygen::run(ctx, args),
         Command::Sgx(args) => cmd::sgx::run(ctx, args),
         // ── attestation ──
 

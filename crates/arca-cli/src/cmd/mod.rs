@@ -1,6 +1,8 @@
 //! One module per command (or command group). Each holds its clap argument struct and a short `run`.
 
 // ── enclave identity (arca-sgx) ──
+pub(crate) mod demo;
+pub(crate) mod keygen;
 pub(crate) mod sgx;
 
 // ── attestation (arca-attest) ──
