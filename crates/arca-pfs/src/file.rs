@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::crypto::{self, Key, KEY_SIZE};
@@ -375,7 +374,6 @@ impl<S: Storage> ProtectedFile<S> {
             return Ok(0);
         }
         let n = usize::try_from((self.size - offset).min(buf.len() as u64)).unwrap_or(buf.len());
-        self.prefetch(offset, n)?;
         let mut done = 0usize;
         while done < n {
             let pos = offset + done as u64;
@@ -632,84 +630,6 @@ impl<S: Storage> ProtectedFile<S> {
         Ok(())
     }
 
-    /// Loads the on-disk data nodes a read of `len` bytes at `offset` needs that are not cached: one read per
-    /// run of adjacent nodes, decryption on all cores.
-    fn prefetch(&mut self, offset: u64, len: usize) -> Result<(), Error> {
-        let md = MD_DATA_SIZE as u64;
-        let end = offset + len as u64;
-        if end <= md {
-            return Ok(());
-        }
-        let first = offset.saturating_sub(md) / NODE_SIZE as u64;
-        let last = (end - 1 - md) / NODE_SIZE as u64;
-        let wanted: Vec<u64> = (first..=last)
-            .filter(|d| *d < self.disk_data && !self.data.contains_key(d))
-            .collect();
-        if wanted.len() < 2 || wanted.len() > self.cache_nodes / 4 {
-            return Ok(());
-        }
-        self.make_room()?;
-        let name = self.name();
-        let mut jobs: Vec<(u64, Entry, Page<NODE_SIZE>)> = Vec::with_capacity(wanted.len());
-        for &d in &wanted {
-            let (p, idx) = data_parent(d);
-            self.load_mht(p)?;
-            let entry = self
-                .mht
-                .get(&p)
-                .map(|n| Entry::read(&n.buf[..], idx))
-                .unwrap_or_default();
-            jobs.push((d, entry, Page::zero()));
-        }
-        // Read runs of physically adjacent nodes with one call each.
-        let mut i = 0;
-        while i < jobs.len() {
-            let mut j = i + 1;
-            while j < jobs.len() && data_physical(jobs[j].0) == data_physical(jobs[j - 1].0) + 1 {
-                j += 1;
-            }
-            let start = data_physical(jobs[i].0);
-            let mut run = vec![0u8; (j - i) * NODE_SIZE];
-            self.st()
-                .read_at(start * NODE_SIZE as u64, &mut run)
-                .map_err(|e| Error::io(format!("reading data nodes from physical {start}"), &name, e))?;
-            for (k, job) in jobs[i..j].iter_mut().enumerate() {
-                job.2.copy_from_slice(&run[k * NODE_SIZE..(k + 1) * NODE_SIZE]);
-            }
-            run.fill(0);
-            i = j;
-        }
-        let opened: Vec<Result<(u64, Page<NODE_SIZE>), Error>> = jobs
-            .into_par_iter()
-            .map(|(d, entry, mut page)| {
-                let key = Key::from_bytes(entry.key);
-                if crypto::gcm_open(&key, &mut page[..], &entry.tag) {
-                    Ok((d, page))
-                } else {
-                    Err(Error::NodeAuth {
-                        file: name.clone(),
-                        kind: NodeKind::Data,
-                        logical: d,
-                        physical: data_physical(d),
-                    })
-                }
-            })
-            .collect();
-        for r in opened {
-            let (d, page) = r?;
-            let used = self.tick();
-            self.data.insert(
-                d,
-                Node {
-                    buf: page,
-                    dirty: false,
-                    used,
-                },
-            );
-        }
-        Ok(())
-    }
-
     fn make_room(&mut self) -> Result<(), Error> {
         if self.data.len() + self.mht.len() < self.cache_nodes {
             return Ok(());
@@ -735,7 +655,11 @@ impl<S: Storage> ProtectedFile<S> {
 
     fn new_key(&mut self, physical: u64, plaintext: &[u8]) -> Result<Key, Error> {
         if let Some(dk) = &self.det_key {
-            return Ok(derive_node_key(dk, physical, &self.path_hash, plaintext));
+            let digest = crypto::sha256(&[plaintext]);
+            return Ok(Key::from_bytes(crypto::cmac(
+                dk,
+                &[b"node", &physical.to_le_bytes(), &self.path_hash, &digest],
+            )));
         }
         if self.rand_pool.len() < KEY_SIZE {
             let mut pool = Zeroizing::new(vec![0u8; 64 * KEY_SIZE]);
@@ -860,48 +784,17 @@ impl<S: Storage> ProtectedFile<S> {
             .map(|(&d, _)| d)
             .collect();
         dirty_data.sort_unstable();
-        // Keys are drawn in order (random mode) or derived in parallel (deterministic mode); the AES-GCM work
-        // runs on all cores.
-        let mut jobs: Vec<(u64, Option<Key>, Page<NODE_SIZE>)> = Vec::with_capacity(dirty_data.len());
         for d in dirty_data {
-            let Some(n) = self.data.get_mut(&d) else { continue };
-            let mut copy = Page::zero();
-            copy.copy_from_slice(&n.buf[..]);
-            n.dirty = false;
-            let key = if self.det_key.is_none() {
-                Some(self.new_key(data_physical(d), &[])?)
-            } else {
-                None
+            let plain = match self.data.get(&d) {
+                Some(n) => Zeroizing::new(*n.buf.0),
+                None => continue,
             };
-            jobs.push((d, key, copy));
-        }
-        // In random mode every job already has its key and this one is never used.
-        let det_key = self
-            .det_key
-            .clone()
-            .unwrap_or_else(|| Key::from_bytes([0; KEY_SIZE]));
-        let path_hash = self.path_hash;
-        let sealed: Vec<(u64, Entry, Box<[u8; NODE_SIZE]>)> = jobs
-            .into_par_iter()
-            .map(|(d, key, mut page)| {
-                let key =
-                    key.unwrap_or_else(|| derive_node_key(&det_key, data_physical(d), &path_hash, &page[..]));
-                let tag = crypto::gcm_seal(&key, &mut page[..]);
-                let mut ct = Box::new([0u8; NODE_SIZE]);
-                ct.copy_from_slice(&page[..]);
-                (
-                    d,
-                    Entry {
-                        key: *key.as_bytes(),
-                        tag,
-                    },
-                    ct,
-                )
-            })
-            .collect();
-        for (d, entry, ct) in sealed {
+            let (entry, ct) = self.encrypt_node(data_physical(d), &plain)?;
             self.set_data_entry(d, entry)?;
             writes.insert(data_physical(d), ct);
+            if let Some(n) = self.data.get_mut(&d) {
+                n.dirty = false;
+            }
         }
 
         // 3. MHT nodes, children before parents (a child's logical number is always larger).
@@ -1034,15 +927,6 @@ impl<S: Storage> ProtectedFile<S> {
         node[OFF_BLOB_V2..OFF_BLOB_V2 + BLOB_SIZE].copy_from_slice(&blob[..]);
         Ok((node, tag))
     }
-}
-
-/// Deterministic node key: AES-CMAC(K_d, "node" ‖ u64 physical ‖ SHA-256(path) ‖ SHA-256(plaintext)).
-fn derive_node_key(det_key: &Key, physical: u64, path_hash: &[u8; 32], plaintext: &[u8]) -> Key {
-    let digest = crypto::sha256(&[plaintext]);
-    Key::from_bytes(crypto::cmac(
-        det_key,
-        &[b"node", &physical.to_le_bytes(), path_hash, &digest],
-    ))
 }
 
 /// Zeroes the entries of MHT node `l` that point past the end of the file (left by a truncation), so what
