@@ -34,7 +34,7 @@ if [ ! -f "$WORK/image.tar" ]; then
   rm -rf "$ROOT"; mkdir -p "$ROOT/usr" "$ROOT/data" "$ROOT/bin"
   # Real files: /usr/lib and /usr/share, up to SIZE_MB.
   ( cd / && find usr/lib usr/share -type f -size +0 -printf '%s %p\n' 2>/dev/null ) | sort -k2 |
-    awk -v max=$((SIZE_MB * 1024 * 1024)) '{ t += $1; if (t > max) exit; print $2 }' > "$WORK/files.txt"
+    awk -v max=$((SIZE_MB * 1024 * 1024)) '{ t += $1; if (t <= max) print $2 }' > "$WORK/files.txt"
   tar -C / -cf - -T "$WORK/files.txt" | tar -C "$ROOT" -xf -
   # DATA: semi-compressible records (log-like text), the directory the second run encrypts.
   for i in $(seq 1 $((DATA_MB / 16))); do

@@ -151,7 +151,7 @@ fn convert_inspect_and_diff_print_json_and_no_progress_bar_off_a_terminal() {
     assert_eq!(json["packages"]["app"]["SignerID"], json["mrsigner"]);
     assert_eq!(json["packages_unique_id"]["app"]["UniqueID"], json["mrenclave"]);
 
-    let out = arca(&["inspect", &d, "-o", "json"]);
+    let out = arca(&["inspect", &d, "--output", "json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inspect["mrenclave"], mrenclave.as_str());
@@ -187,7 +187,7 @@ fn convert_inspect_and_diff_print_json_and_no_progress_bar_off_a_terminal() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("enclave.isvsvn"), "{text}");
-    let out = arca(&["diff", &d, &d, "-o", "json"]);
+    let out = arca(&["diff", &d, &d, "--output", "json"]);
     let same: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(same["same_identity"], true);
 }

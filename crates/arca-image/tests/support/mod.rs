@@ -29,9 +29,12 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A unique name for podman images made by this test process.
+/// A unique name for podman images made by this test process (tests run in parallel threads, so a counter
+/// keeps two calls with the same `name` apart).
 pub fn unique(name: &str) -> String {
-    format!("localhost/arca-test-{name}-{}", std::process::id())
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("localhost/arca-test-{name}-{}-{n}", std::process::id())
 }
 
 /// Builds a statically linked test "launcher" (prints a banner; `r PATH` unlinks PATH, used by RUN steps).
