@@ -31,6 +31,7 @@ mod api;
 mod attestation;
 mod audit;
 mod b64;
+pub mod client;
 mod coordinator;
 mod crypto;
 mod error;

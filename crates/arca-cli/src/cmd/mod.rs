@@ -13,3 +13,6 @@ pub(crate) mod fs;
 // ── images and conversion (arca-image, arca-enclave) ──
 
 // ── coordinator and its clients (arca-coordinator) ──
+pub(crate) mod coord_client;
+pub(crate) mod coord_ops;
+pub(crate) mod manifest;
