@@ -34,6 +34,7 @@ mod b64;
 pub mod client;
 mod coordinator;
 mod crypto;
+mod dcap;
 mod error;
 mod metrics;
 mod pki;
@@ -55,6 +56,7 @@ pub use audit::{verify_log, AuditEntry, AuditReport, SignedHead};
 pub use coordinator::{
     Activation, ActivationRequest, Coordinator, ManifestInfo, Options, PendingInfo, Status,
 };
+pub use dcap::{dice_evidence, DcapVerifier, QuoterAttester};
 pub use crypto::{rsa_oaep_decrypt, rsa_pss_sign, verify_root_signature, DataKey};
 pub use error::Error;
 pub use pki::{INTERMEDIATE_CN, MARBLE_O, ROOT_CN};
