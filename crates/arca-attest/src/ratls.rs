@@ -328,7 +328,10 @@ pub fn dice_evidence_extension(quoter: &dyn Quoter, spki: &[u8]) -> Result<Custo
         CBOR_TAG_EVIDENCE,
         Box::new(Value::Array(vec![Value::Bytes(quote), Value::Bytes(claims)])),
     ))?;
-    Ok(CustomExtension::from_oid_content(&[2, 23, 133, 5, 4, 9], evidence))
+    Ok(CustomExtension::from_oid_content(
+        &[2, 23, 133, 5, 4, 9],
+        evidence,
+    ))
 }
 
 impl RaTlsIdentity {

@@ -30,7 +30,12 @@ impl DcapVerifier {
         collateral: Option<Arc<dyn CollateralSource>>,
         allow_simulation: bool,
     ) -> DcapVerifier {
-        DcapVerifier { verifier, collateral, allow_simulation, fixed_time: None }
+        DcapVerifier {
+            verifier,
+            collateral,
+            allow_simulation,
+            fixed_time: None,
+        }
     }
 
     /// Verifies at a fixed time (tests and replays of old vectors).
@@ -43,11 +48,16 @@ impl DcapVerifier {
 impl MarbleVerifier for DcapVerifier {
     fn verify_quote(&self, quote: &[u8]) -> Result<Enclave, Error> {
         let collateral = match &self.collateral {
-            Some(c) => c.collateral_for(quote).map_err(|e| Error::Refused(format!("collateral for the quote: {e}")))?,
+            Some(c) => c
+                .collateral_for(quote)
+                .map_err(|e| Error::Refused(format!("collateral for the quote: {e}")))?,
             None => None,
         };
         // Only the trust options of the policy matter to `check`; the package policy is the coordinator's.
-        let policy = Policy { allow_simulation: self.allow_simulation, ..Policy::default() };
+        let policy = Policy {
+            allow_simulation: self.allow_simulation,
+            ..Policy::default()
+        };
         let at = self.fixed_time.unwrap_or_else(unix_now);
         let vq = self.verifier.check(&Evidence::new(quote, collateral.as_deref()), &policy, at).map_err(|e| {
             let text = e.to_string();
@@ -62,7 +72,9 @@ impl MarbleVerifier for DcapVerifier {
         let (Some(mrenclave), Some(mrsigner), Some(isv_prod_id), Some(isv_svn)) =
             (vq.mrenclave(), vq.mrsigner(), vq.isv_prod_id(), vq.isv_svn())
         else {
-            return Err(Error::Refused("not an SGX quote (TDX quotes cannot activate marbles)".into()));
+            return Err(Error::Refused(
+                "not an SGX quote (TDX quotes cannot activate marbles)".into(),
+            ));
         };
         let (tcb_status, advisories) = match &vq.tcb {
             Some(t) => (t.status.to_string(), t.advisory_ids.clone()),
@@ -95,7 +107,10 @@ pub struct QuoterAttester(pub Arc<dyn Quoter>);
 
 impl Attester for QuoterAttester {
     fn quote(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, Error> {
-        self.0.quote(report_data).map_err(|e| Error::Crypto { step: "quoting the coordinator", detail: e.to_string() })
+        self.0.quote(report_data).map_err(|e| Error::Crypto {
+            step: "quoting the coordinator",
+            detail: e.to_string(),
+        })
     }
 }
 
@@ -104,10 +119,14 @@ pub fn dice_evidence(spki: &[u8], attester: &dyn Attester) -> Result<Vec<rcgen::
     struct Via<'a>(&'a dyn Attester);
     impl Quoter for Via<'_> {
         fn quote(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, arca_attest::Error> {
-            self.0.quote(report_data).map_err(|e| arca_attest::Error::RaTls(e.to_string()))
+            self.0
+                .quote(report_data)
+                .map_err(|e| arca_attest::Error::RaTls(e.to_string()))
         }
     }
-    let ext = arca_attest::dice_evidence_extension(&Via(attester), spki)
-        .map_err(|e| Error::Crypto { step: "making the RA-TLS evidence", detail: e.to_string() })?;
+    let ext = arca_attest::dice_evidence_extension(&Via(attester), spki).map_err(|e| Error::Crypto {
+        step: "making the RA-TLS evidence",
+        detail: e.to_string(),
+    })?;
     Ok(vec![ext])
 }

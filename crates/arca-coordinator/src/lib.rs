@@ -56,8 +56,8 @@ pub use audit::{verify_log, AuditEntry, AuditReport, SignedHead};
 pub use coordinator::{
     Activation, ActivationRequest, Coordinator, ManifestInfo, Options, PendingInfo, Status,
 };
-pub use dcap::{dice_evidence, DcapVerifier, QuoterAttester};
 pub use crypto::{rsa_oaep_decrypt, rsa_pss_sign, verify_root_signature, DataKey};
+pub use dcap::{dice_evidence, DcapVerifier, QuoterAttester};
 pub use error::Error;
 pub use pki::{INTERMEDIATE_CN, MARBLE_O, ROOT_CN};
 pub use policy::{check_package, Enclave};
