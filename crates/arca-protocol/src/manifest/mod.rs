@@ -176,7 +176,7 @@ impl SecretType {
 }
 
 /// A secret's definition.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretSpec {
     /// Its type.
     pub kind: SecretType,

@@ -1,0 +1,310 @@
+//! The TLS server of both APIs, and the plain-HTTP metrics endpoint.
+//!
+//! Both APIs use one server certificate, issued by the intermediate CA (so clients that saved the root
+//! certificate can verify it) and carrying RA-TLS evidence that binds its key to the coordinator's quote (so
+//! launchers can verify the coordinator's identity before sending anything, contract 5). Client certificates
+//! are optional at the TLS layer and any certificate is accepted there — the handshake still proves the
+//! client holds its key. Who the client is gets decided per request: a user by the exact certificate in the
+//! manifest, a marble by the attestation its certificate or request carries.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::PublicKeyData as _;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use tokio::net::TcpListener;
+use tower::ServiceExt as _;
+
+use crate::api::client::{app, ApiState, ClientCert};
+use crate::api::mesh::MeshService;
+use crate::attestation::{Attester, MarbleVerifier};
+use crate::crypto::{generate_pkcs8, rcgen_key, sha256, KeyAlg};
+use crate::pki::issue_server_cert;
+use crate::{Coordinator, Error};
+
+/// Where the coordinator listens (contract 10: mesh 2001, client 4433, metrics 9090).
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Mesh (activation) API.
+    pub mesh_addr: SocketAddr,
+    /// Client API.
+    pub client_addr: SocketAddr,
+    /// Prometheus metrics (plain HTTP); `None` to disable.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Names in the server certificate.
+    pub dns_names: Vec<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            mesh_addr: SocketAddr::from(([0, 0, 0, 0], 2001)),
+            client_addr: SocketAddr::from(([0, 0, 0, 0], 4433)),
+            metrics_addr: Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
+            dns_names: vec!["localhost".into(), "127.0.0.1".into()],
+        }
+    }
+}
+
+/// Builds the RA-TLS evidence extension for the server certificate, given the SubjectPublicKeyInfo DER of
+/// its key and a quote over it (the evidence format belongs to `arca-attest`).
+pub type EvidenceFn =
+    dyn Fn(&[u8], &dyn Attester) -> Result<Vec<rcgen::CustomExtension>, Error> + Send + Sync;
+
+/// The TLS server certificate and key, with evidence.
+pub struct ServerIdentity {
+    /// Certificate chain: server certificate, intermediate CA.
+    pub chain: Vec<Vec<u8>>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl ServerIdentity {
+    /// Issues a fresh server certificate under the coordinator's intermediate CA, with evidence.
+    pub fn issue(
+        coordinator: &Coordinator,
+        attester: &dyn Attester,
+        evidence: &EvidenceFn,
+        names: &[String],
+    ) -> Result<ServerIdentity, Error> {
+        let pkcs8 = generate_pkcs8(KeyAlg::P256)?;
+        let key = rcgen_key(KeyAlg::P256, &pkcs8)?;
+        let spki = key.subject_public_key_info();
+        let ext = evidence(&spki, attester)?;
+        let intermediate = coordinator.intermediate()?;
+        let cert = issue_server_cert(&intermediate, &key, names, ext, time::OffsetDateTime::now_utc())?;
+        Ok(ServerIdentity {
+            chain: vec![cert, intermediate.cert_der.clone()],
+            key: PrivatePkcs8KeyDer::from(pkcs8.to_vec()),
+        })
+    }
+
+    /// The rustls server configuration (h2 and http/1.1, optional client certificates).
+    pub fn tls_config(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Server {
+                step: "configuring TLS",
+                detail: e.to_string(),
+            })?
+            .with_client_cert_verifier(Arc::new(AnyClientCert { provider }))
+            .with_single_cert(
+                self.chain
+                    .iter()
+                    .map(|c| CertificateDer::from(c.clone()))
+                    .collect(),
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )
+            .map_err(|e| Error::Server {
+                step: "loading the server certificate",
+                detail: e.to_string(),
+            })?;
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+}
+
+/// Accepts any client certificate at the TLS layer (the handshake signature is still verified, proving
+/// possession of its key); authorisation happens per request.
+#[derive(Debug)]
+struct AnyClientCert {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Serves `router` over TLS on `listener`, adding each connection's client certificate to its requests.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+) -> Result<(), Error> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accepting a connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+            };
+            let cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::new(c.to_vec()));
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientCert(cert.clone()));
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), svc).await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// The mesh API router (gRPC).
+pub fn mesh_router(coordinator: Coordinator, verifier: Arc<dyn MarbleVerifier>) -> Router {
+    tonic::service::Routes::new(MeshService::new(coordinator, verifier).into_server()).into_axum_router()
+}
+
+/// The metrics router (`GET /metrics`).
+pub fn metrics_router(coordinator: Coordinator) -> Router {
+    Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let c = coordinator.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    c.metrics_text(),
+                )
+            }
+        }),
+    )
+}
+
+/// Bound listeners, so callers can learn the ports before serving (tests bind port 0).
+pub struct Listeners {
+    /// Mesh API.
+    pub mesh: TcpListener,
+    /// Client API.
+    pub client: TcpListener,
+    /// Metrics.
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the configured addresses.
+    pub async fn bind(cfg: &ServeConfig) -> Result<Listeners, Error> {
+        let bind = |a: SocketAddr| async move {
+            TcpListener::bind(a).await.map_err(|e| Error::Server {
+                step: "binding",
+                detail: format!("{a}: {e}"),
+            })
+        };
+        Ok(Listeners {
+            mesh: bind(cfg.mesh_addr).await?,
+            client: bind(cfg.client_addr).await?,
+            metrics: match cfg.metrics_addr {
+                Some(a) => Some(bind(a).await?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// Serves the three endpoints until one fails.
+pub async fn serve(
+    coordinator: Coordinator,
+    attester: Arc<dyn Attester>,
+    verifier: Arc<dyn MarbleVerifier>,
+    identity: &ServerIdentity,
+    listeners: Listeners,
+) -> Result<(), Error> {
+    let tls = identity.tls_config()?;
+    let client = app(ApiState {
+        coordinator: coordinator.clone(),
+        attester,
+        verifier: verifier.clone(),
+    });
+    let mesh = mesh_router(coordinator.clone(), verifier);
+    let metrics = listeners.metrics.map(|l| {
+        let r = metrics_router(coordinator.clone());
+        async move {
+            axum::serve(l, r).await.map_err(|e| Error::Server {
+                step: "serving metrics",
+                detail: e.to_string(),
+            })
+        }
+    });
+    let mesh = serve_tls(listeners.mesh, tls.clone(), mesh);
+    let client = serve_tls(listeners.client, tls, client);
+    match metrics {
+        Some(m) => tokio::try_join!(mesh, client, m).map(|_| ()),
+        None => tokio::try_join!(mesh, client).map(|_| ()),
+    }
+}
+
+/// SHA-256 of a certificate's DER (how clients pin a coordinator's root).
+pub fn cert_fingerprint(der: &[u8]) -> String {
+    hex::encode(sha256(&[der]))
+}
