@@ -44,7 +44,12 @@ enum Command {
     /// Enclave identity: MRENCLAVE of SGXS files, SIGSTRUCT signing, inspection and verification.
     Sgx(cmd::sgx::SgxArgs),
     // ── attestation (arca-attest) ──
-
+    /// Inspect and verify DCAP quotes (SGX and TDX).
+    #[command(subcommand)]
+    Quote(cmd::quote::QuoteCmd),
+    /// Inspect and verify RA-TLS certificates.
+    #[command(subcommand)]
+    Ratls(cmd::ratls::RatlsCmd),
     // ── protected files (arca-pfs) ──
     /// Protected files: encrypt, decrypt, check, mount (Gramine-compatible encrypted files).
     Fs(cmd::fs::FsArgs),
@@ -60,7 +65,8 @@ fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Keygen(args) => cmd::keygen::run(ctx, args),
         Command::Sgx(args) => cmd::sgx::run(ctx, args),
         // ── attestation ──
-
+        Command::Quote(c) => cmd::quote::run(ctx, c),
+        Command::Ratls(c) => cmd::ratls::run(ctx, c),
         // ── protected files ──
         Command::Fs(args) => cmd::fs::run(ctx, args),
         // ── images and conversion ──

@@ -308,3 +308,46 @@ fn arca_pfs_list(root: &Path) -> Vec<u8> {
         .unwrap()
         .to_bytes()
 }
+
+/// A file renamed while open keeps being written under its new name; a file unlinked while open keeps
+/// working for its holder and does not disturb a new file of the same name; no journal is left behind.
+#[test]
+fn files_renamed_or_unlinked_while_open_leave_no_stray_journal() {
+    if !fuse_available() || arca_testkit::require_tool("python3").is_none() {
+        return;
+    }
+    let t = setup();
+    let m = Mount::encrypted(t.path());
+    let script = r#"
+import os, sys
+d = sys.argv[1]
+big = os.urandom(6 << 20)
+f = open(os.path.join(d, "gone"), "wb"); f.write(big)
+os.unlink(os.path.join(d, "gone"))
+f.write(big); f.close()
+open(os.path.join(d, "gone"), "wb").write(b"new file")
+g = open(os.path.join(d, "g"), "wb"); g.write(big)
+os.rename(os.path.join(d, "g"), os.path.join(d, "h"))
+g.write(big); g.close()
+assert open(os.path.join(d, "gone"), "rb").read() == b"new file"
+assert open(os.path.join(d, "h"), "rb").read() == big + big
+print("ok")
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(t.path().join("mnt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    m.unmount();
+    let names: Vec<String> = fs::read_dir(t.path().join("enc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".arca-journal")), "{names:?}");
+    let m = Mount::encrypted(t.path());
+    assert_eq!(fs::read(t.path().join("mnt/gone")).unwrap(), b"new file");
+    assert_eq!(fs::metadata(t.path().join("mnt/h")).unwrap().len(), 12 << 20);
+    m.unmount();
+}

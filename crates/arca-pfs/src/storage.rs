@@ -161,7 +161,7 @@ impl<T: Read + Write + Seek> Storage for StreamStorage<T> {
 #[derive(Debug)]
 pub struct HostFile {
     file: File,
-    journal: PathBuf,
+    journal: Option<PathBuf>,
     recovered: bool,
 }
 
@@ -180,7 +180,7 @@ impl HostFile {
     pub fn new(file: File, path: &Path) -> io::Result<Self> {
         let mut me = Self {
             file,
-            journal: Self::journal_path(path),
+            journal: Some(Self::journal_path(path)),
             recovered: false,
         };
         me.recover()?;
@@ -210,9 +210,22 @@ impl HostFile {
         }
         Ok(Self {
             file,
-            journal,
+            journal: Some(journal),
             recovered: false,
         })
+    }
+
+    /// The file was renamed to `path`: keep its journal beside it.
+    pub fn set_path(&mut self, path: &Path) {
+        if self.journal.is_some() {
+            self.journal = Some(Self::journal_path(path));
+        }
+    }
+
+    /// The file was unlinked while open: later flushes go to the orphaned inode, without a journal (a journal
+    /// under the old name could be replayed onto a new file of that name).
+    pub fn detach(&mut self) {
+        self.journal = None;
     }
 
     /// True when opening replayed a journal (the file went back to its state before an interrupted update).
@@ -226,7 +239,10 @@ impl HostFile {
     }
 
     fn recover(&mut self) -> io::Result<()> {
-        let bytes = match std::fs::read(&self.journal) {
+        let Some(journal) = self.journal.clone() else {
+            return Ok(());
+        };
+        let bytes = match std::fs::read(&journal) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
@@ -240,8 +256,8 @@ impl HostFile {
             self.recovered = true;
         }
         // A journal that does not parse was interrupted while being written: nothing had been changed yet.
-        std::fs::remove_file(&self.journal)?;
-        sync_parent(&self.journal);
+        std::fs::remove_file(&journal)?;
+        sync_parent(&journal);
         Ok(())
     }
 }
@@ -300,9 +316,12 @@ impl Storage for HostFile {
         self.file.sync_data()
     }
     fn journaled(&self) -> bool {
-        true
+        self.journal.is_some()
     }
     fn begin_update(&mut self, old_len: u64, old_nodes: &[(u64, Vec<u8>)], durable: bool) -> io::Result<()> {
+        let Some(journal) = self.journal.clone() else {
+            return Ok(());
+        };
         if old_len == 0 {
             // A new file: nothing to undo. Recovery cannot restore "no file", and an empty file is not a
             // protected file, so a crash here leaves an unreadable new file — never a wrong one.
@@ -318,11 +337,11 @@ impl Storage for HostFile {
         }
         let digest = crate::crypto::sha256(&[&j]);
         j.extend_from_slice(&digest);
-        let mut f = File::create(&self.journal)?;
+        let mut f = File::create(&journal)?;
         f.write_all(&j)?;
         if durable {
             f.sync_all()?;
-            sync_parent(&self.journal);
+            sync_parent(&journal);
         }
         // Pending-write flag, v2 files only (in a v1 file byte 58 belongs to the encrypted blob).
         let mut head = [0u8; 9];
@@ -342,7 +361,10 @@ impl Storage for HostFile {
         if durable {
             self.file.sync_data()?;
         }
-        match std::fs::remove_file(&self.journal) {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        match std::fs::remove_file(journal) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),

@@ -6,6 +6,8 @@ pub(crate) mod keygen;
 pub(crate) mod sgx;
 
 // ── attestation (arca-attest) ──
+pub(crate) mod quote;
+pub(crate) mod ratls;
 
 // ── protected files (arca-pfs) ──
 pub(crate) mod fs;

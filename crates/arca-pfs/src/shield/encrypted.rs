@@ -185,12 +185,13 @@ impl EncryptedFs {
         let bound = self.volume.bound_path(to)?;
         let ino = self.inodes.lookup(to);
         let hook = self.volume.hook(to);
+        let host = self.host(to);
         if let Some(f) = ino.and_then(|i| self.open.get_mut(&i)) {
+            f.file.storage_mut().set_path(&host);
             f.file.set_flush_hook(hook);
             f.file.rebind(&bound)?;
         } else {
             // Open under the old binding (at its new host name), check it, then rebind.
-            let host = self.host(to);
             let storage = HostFile::open(&host, false).map_err(|e| Error::io("opening", to, e))?;
             let key_bound = self.volume.bound_path(from)?;
             let mut f = self
@@ -343,6 +344,7 @@ impl Filesystem for EncryptedFs {
             if let Some(f) = self.open.get_mut(&ino) {
                 // Still open by someone: its later flushes go to the unlinked inode and are not recorded.
                 f.file.set_flush_hook(Box::new(|_| Ok(())));
+                f.file.storage_mut().detach();
             }
             self.sizes.remove(&ino);
         }
@@ -393,6 +395,7 @@ impl Filesystem for EncryptedFs {
         if let Some(old) = self.inodes.lookup(&to) {
             if let Some(f) = self.open.get_mut(&old) {
                 f.file.set_flush_hook(Box::new(|_| Ok(())));
+                f.file.storage_mut().detach();
             }
             self.open.remove(&old);
             self.sizes.remove(&old);

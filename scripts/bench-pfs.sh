@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Benchmark of the protected-files FUSE shield (issue 4), measured side by side in one run:
+#   arca      — `arca fs mount` (Gramine format, AES-128-GCM, rollback state), release build
+#   gocryptfs — the encrypted-FUSE peer (Debian package)
+#   bindfs    — a plain FUSE passthrough of the same disk (the limit for any FUSE file system)
+# Workloads (fio, psync): sequential write of 1 GiB (fsync at end), sequential read of 1 GiB (cold cache),
+# random 4 KiB reads over that file (cold cache, fixed time), and many small files (2000 × 4 KiB written,
+# then read back cold).  Needs root (drop_caches, FUSE).  Results: a table on stdout; record it in
+# BENCHMARKS.md with `uptime`.
+#
+#   scripts/bench-pfs.sh [WORKDIR]        (default WORKDIR: a new directory under /var/tmp)
+#   SIZE=256M scripts/bench-pfs.sh         (smaller run for a quick look)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE=${SIZE:-1G}
+RUNTIME=${RUNTIME:-15}
+NFILES=${NFILES:-2000}
+WORK=${1:-$(mktemp -d /var/tmp/arca-bench-pfs.XXXXXX)}
+ARCA=${ARCA:-target/release/arca}
+
+need=()
+for t in fio gocryptfs bindfs fusermount3 python3; do command -v "$t" >/dev/null || need+=("$t"); done
+if [ ${#need[@]} -gt 0 ]; then
+  pkgs=("${need[@]/fusermount3/fuse3}")
+  echo "bench-pfs: installing ${pkgs[*]}" >&2
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+fi
+[ -x "$ARCA" ] || cargo build --release -p arca-cli
+
+mounts=()
+cleanup() {
+  for m in "${mounts[@]}"; do fusermount3 -uz "$m" 2>/dev/null || true; done
+  [ -n "${ARCA_PID:-}" ] && kill "$ARCA_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_mount() { for _ in $(seq 100); do grep -q " $1 fuse" /proc/mounts && return 0; sleep 0.1; done; echo "no mount at $1" >&2; exit 1; }
+
+mkdir -p "$WORK"/{arca.enc,arca.mnt,gocryptfs.enc,gocryptfs.mnt,plain,bindfs.mnt}
+head -c 16 /dev/urandom > "$WORK/arca.key"
+"$ARCA" fs mount --key "$WORK/arca.key" "$WORK/arca.enc" "$WORK/arca.mnt" 2>"$WORK/arca.log" &
+ARCA_PID=$!
+wait_mount "$WORK/arca.mnt"; mounts+=("$WORK/arca.mnt")
+echo pass > "$WORK/gocryptfs.pass"
+gocryptfs -q -init -passfile "$WORK/gocryptfs.pass" -scryptn 10 "$WORK/gocryptfs.enc"
+gocryptfs -q -passfile "$WORK/gocryptfs.pass" "$WORK/gocryptfs.enc" "$WORK/gocryptfs.mnt"
+wait_mount "$WORK/gocryptfs.mnt"; mounts+=("$WORK/gocryptfs.mnt")
+bindfs "$WORK/plain" "$WORK/bindfs.mnt"
+wait_mount "$WORK/bindfs.mnt"; mounts+=("$WORK/bindfs.mnt")
+
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+fio_bw() { # prints MB/s (or IOPS for randread) from fio's JSON
+  fio --output-format=json "$@" | python3 -c '
+import json,sys
+j=json.load(sys.stdin)["jobs"][0]
+rw="write" if j["write"]["io_bytes"] else "read"
+print("%.1f %.0f" % (j[rw]["bw_bytes"]/1e6, j[rw]["iops"]))'
+}
+
+small_files() { # prints files/s for write, then for read
+  python3 - "$1" "$NFILES" <<'PY'
+import os, sys, time, subprocess
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(os.path.join(d, "small"), exist_ok=True)
+blob = os.urandom(4096)
+t = time.perf_counter()
+for i in range(n):
+    with open(os.path.join(d, "small", "f%05d" % i), "wb") as f:
+        f.write(blob)
+wt = time.perf_counter() - t
+subprocess.run(["sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"], check=True)
+t = time.perf_counter()
+for i in range(n):
+    with open(os.path.join(d, "small", "f%05d" % i), "rb") as f:
+        assert f.read() == blob
+rt = time.perf_counter() - t
+print("%.0f %.0f" % (n / wt, n / rt))
+PY
+}
+
+declare -A R
+for fs in arca gocryptfs bindfs; do
+  m="$WORK/$fs.mnt"
+  common=(--name=b --filename="$m/big" --ioengine=psync --size="$SIZE")
+  R[$fs.seqw]=$(fio_bw "${common[@]}" --rw=write --bs=1M --end_fsync=1 | cut -d' ' -f1)
+  drop
+  R[$fs.seqr]=$(fio_bw "${common[@]}" --rw=read --bs=1M | cut -d' ' -f1)
+  drop
+  R[$fs.randr]=$(fio_bw "${common[@]}" --rw=randread --bs=4k --time_based --runtime="$RUNTIME" | cut -d' ' -f2)
+  rm -f "$m/big"
+  read -r sw sr < <(small_files "$m")
+  R[$fs.smallw]=$sw; R[$fs.smallr]=$sr
+done
+
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+echo "# bench-pfs: SIZE=$SIZE RUNTIME=${RUNTIME}s NFILES=$NFILES $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| workload | arca | gocryptfs | bindfs (passthrough) | arca / gocryptfs | arca / passthrough |\n|---|---|---|---|---|---|\n'
+for w in "seqw:sequential write MB/s" "seqr:sequential read MB/s" "randr:random 4 KiB read IOPS" "smallw:small files written/s" "smallr:small files read/s"; do
+  k=${w%%:*}; label=${w#*:}
+  printf '| %s | %s | %s | %s | %s× | %s× |\n' "$label" "${R[arca.$k]}" "${R[gocryptfs.$k]}" "${R[bindfs.$k]}" \
+    "$(ratio "${R[arca.$k]}" "${R[gocryptfs.$k]}")" "$(ratio "${R[arca.$k]}" "${R[bindfs.$k]}")"
+done
