@@ -56,6 +56,11 @@ enum Command {
     // ── images and conversion (arca-image, arca-enclave) ──
 
     // ── coordinator and its clients (arca-coordinator) ──
+    /// Run the coordinator (mesh and client APIs over RA-TLS, metrics), or print its identity policy.
+    Coordinator(cmd::coordinator::CoordinatorArgs),
+    /// Verify a remote party: `arca verify coordinator ADDR` checks its quote and manifest, saves its root.
+    #[command(subcommand)]
+    Verify(cmd::verify::VerifyCmd),
     /// MarbleRun manifests: check offline; set, get, verify, log and update on a coordinator.
     Manifest(cmd::manifest::ManifestArgs),
     /// The coordinator's state.
@@ -84,6 +89,8 @@ fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
         // ── images and conversion ──
 
         // ── coordinator ──
+        Command::Coordinator(args) => cmd::coordinator::run(ctx, args),
+        Command::Verify(c) => cmd::verify::run(ctx, c),
         Command::Manifest(args) => cmd::manifest::run(ctx, args),
         Command::Status(args) => cmd::coord_ops::status(ctx, args),
         Command::Certificate(args) => cmd::coord_ops::certificate(ctx, args),

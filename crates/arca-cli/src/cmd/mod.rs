@@ -17,4 +17,6 @@ pub(crate) mod fs;
 // ── coordinator and its clients (arca-coordinator) ──
 pub(crate) mod coord_client;
 pub(crate) mod coord_ops;
+pub(crate) mod coordinator;
 pub(crate) mod manifest;
+pub(crate) mod verify;
