@@ -148,7 +148,17 @@ async fn activate_dice(
     id: u32,
     svn: u16,
 ) -> Result<ActivationResp, tonic::Status> {
-    let quoter = SimQuoter::new(d.pki.clone(), identity([0xaa; 32], SIGNER, 7, svn));
+    activate_dice_as(d, marble_type, id, identity([0xaa; 32], SIGNER, 7, svn)).await
+}
+
+/// An Arca launcher whose enclave has the identity `report`.
+async fn activate_dice_as(
+    d: &Deployment,
+    marble_type: &str,
+    id: u32,
+    report: ReportBody,
+) -> Result<ActivationResp, tonic::Status> {
+    let quoter = SimQuoter::new(d.pki.clone(), report);
     let ra = RaTlsIdentity::create(&quoter, &RaTlsOptions::valid_at("marble", now(), 1)).unwrap();
     let (chain, key) = ra.rustls_parts();
     let mut c = mesh_client(d, chain, key).await;
@@ -480,4 +490,66 @@ async fn refusals_over_the_wire_say_why() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("TLS handshake"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_quotes_with_the_wrong_identity_are_refused_over_the_wire() {
+    let d = start(true).await;
+    let anon = Client::new(&d.client, Trust::VerifiedByQuote, None).unwrap();
+    let q: QuoteResponse = anon.get(paths::QUOTE).await.unwrap();
+    let root = CertificateDer::pem_slice_iter(q.cert.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    let trusted = Client::new(&d.client, Trust::Root(root), None).unwrap();
+    let mut manifest = small_manifest(0, &[], 0);
+    manifest["Packages"]["pinned"] = serde_json::json!({"UniqueID": hex::encode([0xbb; 32])});
+    manifest["Marbles"]["pinned"] = serde_json::json!({"Package": "pinned"});
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let _: ManifestSetResponse = trusted
+        .post(
+            paths::MANIFEST,
+            &ManifestRequest {
+                manifest: base64::engine::general_purpose::STANDARD.encode(&manifest),
+            },
+        )
+        .await
+        .unwrap();
+
+    let mut debug = identity([0xaa; 32], SIGNER, 7, 2);
+    debug.attributes.flags |= 2; // ATTRIBUTES.DEBUG
+    let cases = [
+        ("client", identity([0xaa; 32], [9; 32], 7, 2), "MRSIGNER"),
+        (
+            "client",
+            identity([0xaa; 32], SIGNER, 7, 1),
+            "SecurityVersion 1 is lower",
+        ),
+        ("client", debug, "debug enclave refused"),
+        ("pinned", identity([0xaa; 32], SIGNER, 7, 2), "MRENCLAVE"),
+    ];
+    for (i, (marble_type, report, reason)) in cases.into_iter().enumerate() {
+        let e = activate_dice_as(&d, marble_type, 10 + i as u32, report)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.code(),
+            tonic::Code::PermissionDenied,
+            "{reason}: {}",
+            e.message()
+        );
+        assert!(
+            e.message().contains(reason),
+            "expected {reason:?}: {}",
+            e.message()
+        );
+    }
+    // The right identities pass, for both packages.
+    activate_dice_as(&d, "client", 20, identity([0xaa; 32], SIGNER, 7, 2))
+        .await
+        .unwrap();
+    activate_dice_as(&d, "pinned", 21, identity([0xbb; 32], [9; 32], 1, 0))
+        .await
+        .unwrap();
 }
