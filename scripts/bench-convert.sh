@@ -18,13 +18,20 @@ export CONTAINERS_CONF="${CONTAINERS_CONF:-${XDG_CONFIG_HOME:-$HOME/.config}/arc
 SIZE_MB="${ARCA_BENCH_MB:-1100}"   # files outside /data
 DATA_MB="${ARCA_BENCH_DATA_MB:-256}"
 
-cargo build --release -q -p arca-cli
-ARCA="$PWD/target/release/arca"
+# ARCA_BIN: an already built `arca` (otherwise a release build). ARCA_BENCH_CODECS: codecs, in run order.
+ARCA="${ARCA_BIN:-}"
+if [ -z "$ARCA" ]; then
+  cargo build --release -q -p arca-cli
+  ARCA="$PWD/target/release/arca"
+fi
+CODECS="${ARCA_BENCH_CODECS:-zstd gzip}"
 
 t() { # t NAME CMD... : wall seconds of CMD
   local name="$1"; shift
   local s e
-  s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
+  s=$(date +%s.%N)
+  "$@" >/dev/null 2>"$WORK/$name.err" || { echo "bench: $name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
+  e=$(date +%s.%N)
   printf '%s %.2f\n' "$name" "$(echo "$e - $s" | bc)" | tee -a "$WORK/times.txt" >&2
 }
 
@@ -62,15 +69,11 @@ head -c 16 /dev/urandom > "$WORK/pf.key"
 rm -f "$WORK/times.txt"
 uptime | tee "$WORK/uptime.txt" >&2
 
-# Baseline pieces.
+# Baseline pieces shared by every codec.
 LAYER=$(tar -tf "$WORK/image.tar" | grep -E '^[0-9a-f]{64}\.tar$' | head -1)
 tar -C "$WORK" -xf "$WORK/image.tar" "$LAYER"
 hash_files() { find "$ROOT" -type f -print0 | xargs -0 -n 256 openssl dgst -sha256 >/dev/null; }
 t hash hash_files
-t gzip1 sh -c "gzip -6 -c '$WORK/$LAYER' > /dev/null"
-t pigz2 sh -c "pigz -6 -p 2 -c '$WORK/$LAYER' > /dev/null"
-t zstd1 sh -c "zstd -3 -T1 -q -c '$WORK/$LAYER' > /dev/null"
-t zstd2 sh -c "zstd -3 -T2 -q -c '$WORK/$LAYER' > /dev/null"
 t skopeo sh -c "rm -rf '$WORK/skopeo' && skopeo copy -q docker-archive:$WORK/image.tar oci:$WORK/skopeo:x"
 
 conv() { # conv NAME ARGS...
@@ -79,53 +82,53 @@ conv() { # conv NAME ARGS...
   t "$name" "$ARCA" convert "docker-archive:$WORK/image.tar" "oci:$WORK/out-$name:x" \
     --launcher "$WORK/launcher" --sign-key "$KEY" "$@"
 }
-conv gz-j1 --compression gzip -j 1
-conv gz-j2 --compression gzip -j 2
-conv zst-j1 --compression zstd -j 1
-conv zst-j2 --compression zstd -j 2
-conv gz-enc-j1 --compression gzip -j 1 --encrypt /data --pf-key "$WORK/pf.key"
-conv gz-enc-j2 --compression gzip -j 2 --encrypt /data --pf-key "$WORK/pf.key"
-conv zst-enc-j1 --compression zstd -j 1 --encrypt /data --pf-key "$WORK/pf.key"
-conv zst-enc-j2 --compression zstd -j 2 --encrypt /data --pf-key "$WORK/pf.key"
-
-# The rewritten layer of the encrypted conversion, compressed once by the CLI tools (its baseline).
-ENC_BLOB=$(python3 - "$WORK/out-gz-enc-j1" <<'PY'
+first_layer() { # first_layer OCI_DIR: path of the first layer blob
+  python3 - "$1" <<'PY'
 import json, sys, os
 d = sys.argv[1]
 idx = json.load(open(os.path.join(d, "index.json")))
 m = json.load(open(os.path.join(d, "blobs/sha256", idx["manifests"][0]["digest"][7:])))
 print(os.path.join(d, "blobs/sha256", m["layers"][0]["digest"][7:]))
 PY
-)
-gzip -dc "$ENC_BLOB" > "$WORK/enc-layer.tar"
-t gzip1-enc sh -c "gzip -6 -c '$WORK/enc-layer.tar' > /dev/null"
-t pigz2-enc sh -c "pigz -6 -p 2 -c '$WORK/enc-layer.tar' > /dev/null"
-t zstd1-enc sh -c "zstd -3 -T1 -q -c '$WORK/enc-layer.tar' > /dev/null"
-t zstd2-enc sh -c "zstd -3 -T2 -q -c '$WORK/enc-layer.tar' > /dev/null"
-rm -f "$WORK/enc-layer.tar" "$WORK/$LAYER"
+}
+for codec in $CODECS; do
+  case $codec in
+    gzip) c1="gzip -6 -c"; c2="pigz -6 -p 2 -c"; dec="gzip -dc"; n=gz ;;
+    zstd) c1="zstd -3 -T1 -q -c"; c2="zstd -3 -T2 -q -c"; dec="zstd -dc"; n=zst ;;
+    *) echo "unknown codec $codec" >&2; exit 2 ;;
+  esac
+  t "$codec-1" sh -c "$c1 '$WORK/$LAYER' > /dev/null"
+  t "$codec-2" sh -c "$c2 '$WORK/$LAYER' > /dev/null"
+  conv "$n-j1" --compression "$codec" -j 1
+  conv "$n-j2" --compression "$codec" -j 2
+  conv "$n-enc-j1" --compression "$codec" -j 1 --encrypt /data --pf-key "$WORK/pf.key"
+  conv "$n-enc-j2" --compression "$codec" -j 2 --encrypt /data --pf-key "$WORK/pf.key"
+  # The rewritten layer of the encrypted conversion, compressed once by the CLI tools (its baseline).
+  $dec "$(first_layer "$WORK/out-$n-enc-j1")" > "$WORK/enc-layer.tar"
+  t "$codec-1-enc" sh -c "$c1 '$WORK/enc-layer.tar' > /dev/null"
+  t "$codec-2-enc" sh -c "$c2 '$WORK/enc-layer.tar' > /dev/null"
+  rm -f "$WORK/enc-layer.tar"
+  rm -rf "$WORK"/out-* "$WORK/skopeo"
+done
+rm -f "$WORK/$LAYER"
+uptime | tee "$WORK/uptime-end.txt" >&2
 
-python3 - "$WORK/times.txt" "$FILES_BYTES" "$(cat "$WORK/uptime.txt")" <<'PY'
+python3 - "$WORK/times.txt" "$FILES_BYTES" "$(cat "$WORK/uptime.txt")" "$(cat "$WORK/uptime-end.txt")" <<'PY'
 import sys
-t = dict(l.split() for l in open(sys.argv[1]))
-t = {k: float(v) for k, v in t.items()}
+t = {k: float(v) for k, v in (l.split() for l in open(sys.argv[1]))}
 gib = int(sys.argv[2]) / 2**30
-print(f"Image: {gib:.2f} GiB of files; load: {sys.argv[3].strip()}\n")
-print("| case | arca convert (s) | baseline (s) | ratio |")
+print(f"Image: {gib:.2f} GiB of files; load at start: {sys.argv[3].strip()}; at end: {sys.argv[4].strip()}\n")
+print("| case | arca convert (s) | baseline: openssl dgst + codec CLI (s) | ratio |")
 print("|---|---|---|---|")
-rows = [
-    ("gzip, 1 thread", "gz-j1", t["hash"] + t["gzip1"]),
-    ("gzip, 2 threads", "gz-j2", t["hash"] + t["pigz2"]),
-    ("zstd, 1 thread", "zst-j1", t["hash"] + t["zstd1"]),
-    ("zstd, 2 threads", "zst-j2", t["hash"] + t["zstd2"]),
-    ("gzip + --encrypt /data, 1 thread", "gz-enc-j1", t["hash"] + t["gzip1-enc"]),
-    ("gzip + --encrypt /data, 2 threads", "gz-enc-j2", t["hash"] + t["pigz2-enc"]),
-    ("zstd + --encrypt /data, 1 thread", "zst-enc-j1", t["hash"] + t["zstd1-enc"]),
-    ("zstd + --encrypt /data, 2 threads", "zst-enc-j2", t["hash"] + t["zstd2-enc"]),
-]
-for name, key, base in rows:
-    print(f"| {name} | {t[key]:.2f} | {base:.2f} | {t[key] / base:.2f}x |")
-print(f"\nBaseline parts: openssl dgst -sha256 over the files {t['hash']:.2f} s; gzip -6 {t['gzip1']:.2f} s, "
-      f"pigz -6 -p 2 {t['pigz2']:.2f} s, zstd -3 -T1 {t['zstd1']:.2f} s, zstd -3 -T2 {t['zstd2']:.2f} s "
-      f"(encrypted layer: gzip {t['gzip1-enc']:.2f} s, pigz {t['pigz2-enc']:.2f} s, zstd {t['zstd1-enc']:.2f}/{t['zstd2-enc']:.2f} s).")
-print(f"I/O reference: skopeo copy docker-archive -> oci (gzip, its default) {t['skopeo']:.2f} s.")
+for codec, n in (("gzip", "gz"), ("zstd", "zst")):
+    if f"{n}-j1" not in t:
+        continue
+    tools = {"gzip": ("gzip -6", "pigz -6 -p 2"), "zstd": ("zstd -3 -T1", "zstd -3 -T2")}[codec]
+    for enc, suffix, what in (("", "", ""), ("-enc", "-enc", " + --encrypt /data")):
+        for j in (1, 2):
+            key = f"{n}{enc}-j{j}"
+            base = t["hash"] + t[f"{codec}-{j}{suffix}"]
+            print(f"| {codec}{what}, {j} thread{'s' if j > 1 else ''} | {t[key]:.2f} | {base:.2f} "
+                  f"(hash {t['hash']:.2f} + {tools[j - 1]} {t[f'{codec}-{j}{suffix}']:.2f}) | {t[key] / base:.2f}x |")
+print(f"\nI/O reference: skopeo copy docker-archive -> oci (recompresses with gzip, its default) {t['skopeo']:.2f} s.")
 PY

@@ -195,6 +195,18 @@ fn encrypts_data_in_every_layer_of_a_podman_build_with_whiteouts() {
             key: "default".into()
         }]
     );
+
+    // podman loads the converted multi-layer image too, and runs it (the entrypoint is the launcher).
+    let conv = f.dir.path().join("wh-conv.tar");
+    convert(
+        &format!("oci-archive:{}", archive.display()),
+        &format!("oci-archive:{}:wh", conv.display()),
+        &opts,
+    );
+    let loaded = podman_load(&conv).unwrap();
+    let banner = podman_run(&[&loaded]).unwrap();
+    assert!(banner.contains(LAUNCHER_BANNER), "{banner}");
+    podman_rmi(&loaded);
 }
 
 #[test]

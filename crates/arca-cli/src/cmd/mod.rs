@@ -16,3 +16,8 @@ pub(crate) mod fs;
 pub(crate) mod image;
 
 // ── coordinator and its clients (arca-coordinator) ──
+pub(crate) mod coord_client;
+pub(crate) mod coord_ops;
+pub(crate) mod coordinator;
+pub(crate) mod manifest;
+pub(crate) mod verify;
