@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export ARCA_TEST_STRICT=1
 export CONTAINERS_CONF="${CONTAINERS_CONF:-${XDG_CONFIG_HOME:-$HOME/.config}/arca/containers.conf}"
-cargo test --workspace --all-targets "$@"
-cargo test --workspace --doc
+cargo test --workspace --all-targets --no-fail-fast "$@"
+cargo test --workspace --doc --no-fail-fast

@@ -126,22 +126,18 @@ pub(crate) fn parse_cert<'a>(der: &'a [u8], what: &str) -> Result<X509Certificat
 
 /// Splits PEM text (any number of CERTIFICATE blocks, NUL padding tolerated) or concatenated DER.
 pub(crate) fn split_certificates<'a>(data: &'a [u8], what: &str) -> Result<Vec<Cow<'a, [u8]>>, Error> {
-    let end = data
-        .iter()
-        .rposition(|&b| b != 0 && !b.is_ascii_whitespace())
-        .map_or(0, |p| p + 1);
-    let data = &data[..end];
     let bad = |reason: String| Error::BadCertificate {
         what: what.into(),
         reason,
     };
-    if data.is_empty() {
+    if is_padding(data) {
         return Err(bad("empty".into()));
     }
     if data.first() == Some(&0x30) {
+        // DER is delimited by its lengths, never by trimming: a certificate may end in a 0x00 or 0x20 byte.
         let mut out = Vec::new();
         let mut rest = data;
-        while !rest.is_empty() {
+        while !is_padding(rest) {
             let len =
                 der_element_len(rest).ok_or_else(|| bad("bad DER length in concatenated DER".into()))?;
             let (one, tail) = rest.split_at(len);
@@ -150,7 +146,7 @@ pub(crate) fn split_certificates<'a>(data: &'a [u8], what: &str) -> Result<Vec<C
         }
         return Ok(out);
     }
-    let blocks = pem::parse_many(data).map_err(|e| bad(format!("PEM: {e}")))?;
+    let blocks = pem::parse_many(trim_padding(data)).map_err(|e| bad(format!("PEM: {e}")))?;
     let certs: Vec<_> = blocks
         .into_iter()
         .filter(|p| p.tag() == "CERTIFICATE")
@@ -160,6 +156,21 @@ pub(crate) fn split_certificates<'a>(data: &'a [u8], what: &str) -> Result<Vec<C
         return Err(bad("no CERTIFICATE block".into()));
     }
     Ok(certs)
+}
+
+/// True when `b` holds nothing but trailing padding (zero bytes or ASCII whitespace).
+fn is_padding(b: &[u8]) -> bool {
+    b.iter().all(|&c| c == 0 || c.is_ascii_whitespace())
+}
+
+/// Text without its trailing padding (zero bytes or ASCII whitespace). Only for text forms (PEM, hex):
+/// binary DER is delimited by its own lengths.
+fn trim_padding(b: &[u8]) -> &[u8] {
+    let end = b
+        .iter()
+        .rposition(|&c| c != 0 && !c.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
+    &b[..end]
 }
 
 /// Length of the DER element at the start of `b` (header + content), if well-formed and complete.
@@ -459,14 +470,18 @@ fn trim_serial(s: &[u8]) -> &[u8] {
 /// Parses a CRL given as DER, PEM or hex text of DER.
 pub(crate) fn crl_der(data: &[u8], crl: &'static str) -> Result<Vec<u8>, Error> {
     let bad = |reason: String| Error::Crl { crl, reason };
-    let end = data
-        .iter()
-        .rposition(|&b| b != 0 && !b.is_ascii_whitespace())
-        .map_or(0, |p| p + 1);
-    let data = &data[..end];
     if data.first() == Some(&0x30) {
-        return Ok(data.to_vec());
+        // DER: its length says where it ends (its last byte may well be 0x00 or 0x20); only padding may follow.
+        let len = der_element_len(data).ok_or_else(|| bad("bad or truncated DER length".into()))?;
+        if !is_padding(&data[len..]) {
+            return Err(bad(format!(
+                "{} trailing bytes after the DER CRL",
+                data.len() - len
+            )));
+        }
+        return Ok(data[..len].to_vec());
     }
+    let data = trim_padding(data);
     if data.starts_with(b"-----BEGIN") {
         let p = pem::parse(data).map_err(|e| bad(format!("PEM: {e}")))?;
         return Ok(p.into_contents());
@@ -713,5 +728,25 @@ mod tests {
         let again = split_certificates(&concat, "t").unwrap();
         assert_eq!(again, ders);
         assert!(split_certificates(&concat[..concat.len() - 1], "t").is_err());
+    }
+
+    #[test]
+    fn der_ending_in_a_zero_or_space_byte_is_kept_whole_and_only_padding_after_it_is_dropped() {
+        // Regression: trailing "padding" was trimmed before the DER lengths were read, so a certificate or CRL
+        // whose signature ended in 0x00 or an ASCII whitespace byte (about 1 in 40) lost its last byte.
+        let a = [0x30, 0x03, 0x02, 0x01, 0x20];
+        let b = [0x30, 0x03, 0x02, 0x01, 0x00];
+        let mut concat = [&a[..], &b[..]].concat();
+        concat.extend_from_slice(&[0, 0, b'\n']);
+        let ders = split_certificates(&concat, "t").unwrap();
+        assert_eq!(ders, [&a[..], &b[..]]);
+        for crl in [&a[..], &b[..]] {
+            assert_eq!(crl_der(crl, "PCK CRL").unwrap(), crl);
+            let padded = [crl, &[0u8, 0, b' '][..]].concat();
+            assert_eq!(crl_der(&padded, "PCK CRL").unwrap(), crl);
+        }
+        let junk = [&a[..], &[1u8][..]].concat();
+        assert!(crl_der(&junk, "PCK CRL").is_err());
+        assert!(crl_der(&a[..4], "PCK CRL").is_err());
     }
 }

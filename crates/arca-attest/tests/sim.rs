@@ -145,3 +145,26 @@ fn a_debug_identity_is_refused_by_default_even_in_simulation() {
     assert!(!verdict.accepted);
     assert!(verdict.reasons.iter().any(|r| r.contains("DEBUG")));
 }
+
+#[test]
+fn simulation_collateral_whose_crl_ends_in_a_zero_or_whitespace_byte_verifies() {
+    // Regression (found by the RA-TLS benchmark): DER CRLs were trimmed of trailing "padding" before their
+    // length was read, so a CRL whose signature ended in 0x00 or an ASCII whitespace byte (~1 PKI in 20)
+    // lost its last byte and every quote of that PKI was refused. Create PKIs until one has such a CRL.
+    let ends_in_padding = |b: &[u8]| matches!(b.last(), Some(0 | b'\t' | b'\n' | 0x0c | b'\r' | b' '));
+    let pki = (0..2000)
+        .map(|_| SimPki::create(SimPkiOptions::at(NOW)).unwrap())
+        .find(|p| ends_in_padding(p.collateral().root_ca_crl()) || ends_in_padding(p.collateral().pck_crl()))
+        .expect("no simulation PKI in 2000 had a CRL ending in a padding byte: CRLs are being trimmed");
+    let pki = Arc::new(pki);
+    let quote = SimQuoter::new(pki.clone(), identity()).quote(&[1u8; 64]).unwrap();
+    let verifier = Verifier::new().with_simulation_root(pki.root_anchor().unwrap());
+    let v = verifier
+        .check(
+            &Evidence::new(&quote, Some(pki.collateral())),
+            &Policy::simulation(),
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(v.tcb.unwrap().status, TcbStatus::UpToDate);
+}

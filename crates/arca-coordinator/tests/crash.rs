@@ -39,7 +39,7 @@ fn crash_child() {
             c.set_manifest(&m, "test").await.unwrap();
             println!("ACK manifest");
         }
-        let base: u32 = std::process::id() << 12;
+        let pid = std::process::id();
         let mut tasks = Vec::new();
         for t in 0..8u32 {
             let c = c.clone();
@@ -47,7 +47,8 @@ fn crash_child() {
                 let mut enclave = app_enclave(u16::MAX);
                 enclave.simulated = true;
                 for i in 0.. {
-                    let id = base + t * 1024 + i;
+                    // Unique across tasks and restarts, however many activations a round gets through.
+                    let id = format!("{pid:08x}-{t:04x}-4000-8000-{i:012x}");
                     if t == 0 && i % 5 == 4 {
                         let current = c.security_versions().unwrap()["app"].unwrap_or(0);
                         let next = current + 1;
@@ -60,11 +61,11 @@ fn crash_child() {
                     }
                     let req = ActivationRequest {
                         marble_type: "client".into(),
-                        uuid: uuid(id),
+                        uuid: id.clone(),
                         dns_names: vec![],
                     };
                     c.activate(&req, &enclave).await.unwrap();
-                    println!("ACK activation {}", uuid(id));
+                    println!("ACK activation {id}");
                 }
             }));
         }
@@ -84,7 +85,8 @@ fn kill_9_at_random_points_loses_no_committed_state() {
     let mut shared: Option<Vec<u8>> = None;
     let mut rounds = 0;
     let started = Instant::now();
-    while acked_activations.len() < 1000 {
+    // At least five kills, whatever the machine's speed (a fast machine acknowledges 1,000 in one round).
+    while acked_activations.len() < 1000 || rounds < 5 {
         assert!(
             started.elapsed() < Duration::from_secs(300),
             "the crash test takes too long"
@@ -172,5 +174,5 @@ fn kill_9_at_random_points_loses_no_committed_state() {
         "crash test: {rounds} kills, {} acknowledged activations, {max_update} updates",
         acked_activations.len()
     );
-    assert!(rounds >= 3, "too few kills to mean anything");
+    assert!(rounds >= 5, "too few kills to mean anything");
 }
