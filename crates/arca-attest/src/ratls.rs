@@ -318,6 +318,22 @@ fn report_data(hash: [u8; 32]) -> [u8; 64] {
     rd
 }
 
+/// The TCG DICE evidence extension (OID 2.23.133.5.4.9) binding the key whose SubjectPublicKeyInfo DER is
+/// `spki` to a fresh quote from `quoter`, for certificates issued by a CA rather than self-signed (the
+/// coordinator's API certificate). Returns the rcgen extension, ready to add to `CertificateParams`.
+pub fn dice_evidence_extension(quoter: &dyn Quoter, spki: &[u8]) -> Result<CustomExtension, Error> {
+    let claims = dice_claims(spki)?;
+    let quote = quoter.quote(&report_data(sha256(&claims)))?;
+    let evidence = cbor(&Value::Tag(
+        CBOR_TAG_EVIDENCE,
+        Box::new(Value::Array(vec![Value::Bytes(quote), Value::Bytes(claims)])),
+    ))?;
+    Ok(CustomExtension::from_oid_content(
+        &[2, 23, 133, 5, 4, 9],
+        evidence,
+    ))
+}
+
 impl RaTlsIdentity {
     /// Makes a P-256 key pair and a self-signed certificate carrying a quote from `quoter` bound to it.
     pub fn create(quoter: &dyn Quoter, opts: &RaTlsOptions) -> Result<Self, Error> {

@@ -56,6 +56,23 @@ enum Command {
     // ── images and conversion (arca-image, arca-enclave) ──
 
     // ── coordinator and its clients (arca-coordinator) ──
+    /// Run the coordinator (mesh and client APIs over RA-TLS, metrics), or print its identity policy.
+    Coordinator(cmd::coordinator::CoordinatorArgs),
+    /// Verify a remote party: `arca verify coordinator ADDR` checks its quote and manifest, saves its root.
+    #[command(subcommand)]
+    Verify(cmd::verify::VerifyCmd),
+    /// MarbleRun manifests: check offline; set, get, verify, log and update on a coordinator.
+    Manifest(cmd::manifest::ManifestArgs),
+    /// The coordinator's state.
+    Status(cmd::coord_ops::StatusArgs),
+    /// The coordinator's root and intermediate CA certificates.
+    Certificate(cmd::coord_ops::CertificateArgs),
+    /// Read and set the manifest's secrets (users only).
+    Secret(cmd::coord_ops::SecretArgs),
+    /// Recover a coordinator that cannot unseal its state, with your recovery key.
+    Recover(cmd::coord_ops::RecoverArgs),
+    /// Verify the coordinator's audit log (hash chain, signed head, truncation).
+    Audit(cmd::coord_ops::AuditArgs),
 }
 
 fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
@@ -72,6 +89,14 @@ fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
         // ── images and conversion ──
 
         // ── coordinator ──
+        Command::Coordinator(args) => cmd::coordinator::run(ctx, args),
+        Command::Verify(c) => cmd::verify::run(ctx, c),
+        Command::Manifest(args) => cmd::manifest::run(ctx, args),
+        Command::Status(args) => cmd::coord_ops::status(ctx, args),
+        Command::Certificate(args) => cmd::coord_ops::certificate(ctx, args),
+        Command::Secret(args) => cmd::coord_ops::secret(ctx, args),
+        Command::Recover(args) => cmd::coord_ops::recover(ctx, args),
+        Command::Audit(args) => cmd::coord_ops::audit(ctx, args),
     }
 }
 

@@ -31,8 +31,10 @@ mod api;
 mod attestation;
 mod audit;
 mod b64;
+pub mod client;
 mod coordinator;
 mod crypto;
+mod dcap;
 mod error;
 mod metrics;
 mod pki;
@@ -55,6 +57,7 @@ pub use coordinator::{
     Activation, ActivationRequest, Coordinator, ManifestInfo, Options, PendingInfo, Status,
 };
 pub use crypto::{rsa_oaep_decrypt, rsa_pss_sign, verify_root_signature, DataKey};
+pub use dcap::{dice_evidence, DcapVerifier, QuoterAttester};
 pub use error::Error;
 pub use pki::{INTERMEDIATE_CN, MARBLE_O, ROOT_CN};
 pub use policy::{check_package, Enclave};

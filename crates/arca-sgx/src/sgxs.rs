@@ -206,13 +206,15 @@ pub struct SgxsReader<R> {
 }
 
 impl<R: Read> SgxsReader<R> {
+    /// The buffer starts small (short streams, fuzzing) and doubles up to `BUFFER` as a stream proves long.
+    const FIRST_BUFFER: usize = 8 << 10;
     const BUFFER: usize = 1 << 20;
 
     /// Reads from `inner` (buffered internally: pass a `File` directly).
     pub fn new(inner: R) -> Self {
         SgxsReader {
             inner,
-            buf: vec![0u8; Self::BUFFER],
+            buf: vec![0u8; Self::FIRST_BUFFER],
             start: 0,
             end: 0,
             position: 0,
@@ -237,6 +239,10 @@ impl<R: Read> SgxsReader<R> {
         self.buf.copy_within(self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
+        if self.buf.len() < Self::BUFFER && self.position >= self.buf.len() as u64 {
+            let doubled = (self.buf.len() * 2).min(Self::BUFFER);
+            self.buf.resize(doubled, 0);
+        }
         while self.end < n {
             match self.inner.read(&mut self.buf[self.end..]) {
                 Ok(0) => break,

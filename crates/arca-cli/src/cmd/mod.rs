@@ -15,3 +15,8 @@ pub(crate) mod fs;
 // ── images and conversion (arca-image, arca-enclave) ──
 
 // ── coordinator and its clients (arca-coordinator) ──
+pub(crate) mod coord_client;
+pub(crate) mod coord_ops;
+pub(crate) mod coordinator;
+pub(crate) mod manifest;
+pub(crate) mod verify;
