@@ -199,3 +199,100 @@ fn a_client_verifies_a_running_coordinator_saves_its_root_and_uses_it() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("arca_coordinator_"), "{body}");
 }
+
+#[test]
+fn a_signed_coordinator_has_the_operators_identity_and_a_sigstruct_for_another_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("operator.pem");
+    assert!(arca()
+        .arg("keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let sig = dir.path().join("coordinator.sig");
+    let out = arca()
+        .args([
+            "--output",
+            "json",
+            "coordinator",
+            "sign",
+            "--date",
+            "2026-11-28",
+            "--isvsvn",
+            "3",
+            "--key",
+        ])
+        .arg(&key)
+        .arg("-o")
+        .arg(&sig)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let signed = json(&out);
+    let dev = json(
+        &arca()
+            .args(["--output", "json", "coordinator", "identity"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        signed["mrenclave"], dev["mrenclave"],
+        "the SIGSTRUCT signs this executable's MRENCLAVE"
+    );
+
+    let id = json(
+        &arca()
+            .args(["--output", "json", "coordinator", "identity", "--sigstruct"])
+            .arg(&sig)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(id["mrsigner"], signed["mrsigner"]);
+    assert_ne!(id["mrsigner"], dev["mrsigner"]);
+    assert_eq!(id["isvsvn"], 3);
+    assert_eq!(id["development"], false);
+    let toml = id["policy_toml"].as_str().unwrap();
+    assert!(
+        toml.contains(&format!(
+            "mrsigner = \"{}\"",
+            signed["mrsigner"].as_str().unwrap()
+        )),
+        "{toml}"
+    );
+    assert!(toml.contains("min_isvsvn = 3"), "{toml}");
+
+    // A SIGSTRUCT over another enclave is refused, naming both measurements.
+    let other = dir.path().join("other.sig");
+    let out = arca()
+        .args([
+            "sgx",
+            "sign",
+            "--date",
+            "2026-11-28",
+            "--isvprodid",
+            "49153",
+            "--enclave-hash",
+            &"00".repeat(32),
+            "--key",
+        ])
+        .arg(&key)
+        .arg("-o")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = arca()
+        .args(["coordinator", "identity", "--sigstruct"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&"00".repeat(32)) && err.contains(dev["mrenclave"].as_str().unwrap()),
+        "{err}"
+    );
+}

@@ -134,7 +134,15 @@ pub struct ProtectedFile<S: Storage> {
     cache_nodes: usize,
     rand_pool: Zeroizing<Vec<u8>>,
     flush_hook: Option<FlushHook>,
+    /// The data node loaded last (to detect sequential reads, which read ahead).
+    last_loaded: Option<u64>,
+    /// Ciphertext buffer reused by read-ahead.
+    run_buf: Vec<u8>,
 }
+
+/// Data nodes read (and decrypted) at once when reads are sequential: at most one MHT node's 96 children,
+/// which are contiguous on storage.
+const READ_AHEAD_NODES: u64 = 32;
 
 /// What a flush is about to commit, given to a [`FlushHook`] before any node of the flush is written.
 #[derive(Debug)]
@@ -164,6 +172,15 @@ impl<S: Storage> std::fmt::Debug for ProtectedFile<S> {
 
 fn det_key(kdk: &Key) -> Key {
     Key::from_bytes(crypto::cmac(kdk, &[b"arca-pf deterministic node keys v1"]))
+}
+
+/// The deterministic key of the node at `physical` holding `plaintext` (see [`NodeKeys::Deterministic`]).
+fn det_node_key(dk: &Key, physical: u64, path_hash: &[u8; 32], plaintext: &[u8]) -> Key {
+    let digest = crypto::sha256(&[plaintext]);
+    Key::from_bytes(crypto::cmac(
+        dk,
+        &[b"node", &physical.to_le_bytes(), path_hash, &digest],
+    ))
 }
 
 impl<S: Storage> ProtectedFile<S> {
@@ -219,6 +236,8 @@ impl<S: Storage> ProtectedFile<S> {
             cache_nodes: options.cache_nodes.max(8),
             rand_pool: Zeroizing::new(Vec::new()),
             flush_hook: None,
+            last_loaded: None,
+            run_buf: Vec::new(),
         }
     }
 
@@ -581,6 +600,11 @@ impl<S: Storage> ProtectedFile<S> {
         if self.data.contains_key(&d) {
             return Ok(());
         }
+        let sequential = d > 0 && self.last_loaded == Some(d - 1);
+        self.last_loaded = Some(d);
+        if sequential && d < self.disk_data {
+            return self.load_data_run(d);
+        }
         let clock = self.tick();
         let mut node = Node::zero(clock);
         if d < self.disk_data {
@@ -596,6 +620,63 @@ impl<S: Storage> ProtectedFile<S> {
             node.dirty = true;
         }
         self.data.insert(d, node);
+        Ok(())
+    }
+
+    /// Loads data node `d` and the following nodes of the same MHT node (up to [`READ_AHEAD_NODES`]) that
+    /// are on storage and not cached, with one read. A read-ahead node that fails authentication is not cached:
+    /// the error is reported when (and if) that node is read.
+    fn load_data_run(&mut self, d: u64) -> Result<(), Error> {
+        let (p, _) = data_parent(d);
+        let limit = ((p + 1) * DATA_PER_MHT)
+            .min(self.disk_data)
+            .min(d + READ_AHEAD_NODES);
+        let mut end = d + 1;
+        while end < limit && !self.data.contains_key(&end) {
+            end += 1;
+        }
+        self.load_mht(p)?;
+        let count = (end - d) as usize;
+        let mut raw = std::mem::take(&mut self.run_buf);
+        raw.resize(count * NODE_SIZE, 0);
+        let physical = data_physical(d);
+        let name = self.name();
+        let read = self.st().read_at(physical * NODE_SIZE as u64, &mut raw);
+        if let Err(e) = read {
+            self.run_buf = raw;
+            return Err(Error::io(
+                format!("reading data nodes {d}..{end} (physical {physical})"),
+                &name,
+                e,
+            ));
+        }
+        for (i, ct) in raw.chunks_exact(NODE_SIZE).enumerate() {
+            let dd = d + i as u64;
+            let entry = self
+                .mht
+                .get(&p)
+                .map(|n| Entry::read(&n.buf[..], data_parent(dd).1))
+                .unwrap_or_default();
+            let clock = self.tick();
+            let mut node = Node::zero(clock);
+            node.buf.copy_from_slice(ct);
+            if !crypto::gcm_open(&Key::from_bytes(entry.key), &mut node.buf[..], &entry.tag) {
+                node.buf.fill(0);
+                if i == 0 {
+                    self.run_buf = raw;
+                    return Err(Error::NodeAuth {
+                        file: name,
+                        kind: NodeKind::Data,
+                        logical: dd,
+                        physical: physical + i as u64,
+                    });
+                }
+                break;
+            }
+            self.data.insert(dd, node);
+        }
+        self.last_loaded = Some(end - 1);
+        self.run_buf = raw;
         Ok(())
     }
 
@@ -655,12 +736,12 @@ impl<S: Storage> ProtectedFile<S> {
 
     fn new_key(&mut self, physical: u64, plaintext: &[u8]) -> Result<Key, Error> {
         if let Some(dk) = &self.det_key {
-            let digest = crypto::sha256(&[plaintext]);
-            return Ok(Key::from_bytes(crypto::cmac(
-                dk,
-                &[b"node", &physical.to_le_bytes(), &self.path_hash, &digest],
-            )));
+            return Ok(det_node_key(dk, physical, &self.path_hash, plaintext));
         }
+        self.random_key()
+    }
+
+    fn random_key(&mut self) -> Result<Key, Error> {
         if self.rand_pool.len() < KEY_SIZE {
             let mut pool = Zeroizing::new(vec![0u8; 64 * KEY_SIZE]);
             crypto::fill_random(&mut pool)?;
@@ -673,7 +754,7 @@ impl<S: Storage> ProtectedFile<S> {
         let key = Key::from_bytes(k);
         if key.is_zero() {
             // Probability 2^-128, but an all-zero entry means "no node": draw again.
-            return self.new_key(physical, plaintext);
+            return self.random_key();
         }
         Ok(key)
     }
@@ -784,17 +865,41 @@ impl<S: Storage> ProtectedFile<S> {
             .map(|(&d, _)| d)
             .collect();
         dirty_data.sort_unstable();
+        // Dirty data nodes are encrypted straight into runs of physically contiguous ciphertext (one copy of
+        // the plaintext, one write per run).
+        let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
         for d in dirty_data {
-            let plain = match self.data.get(&d) {
-                Some(n) => Zeroizing::new(*n.buf.0),
-                None => continue,
+            let physical = data_physical(d);
+            let key = match (&self.det_key, self.data.get(&d)) {
+                (_, None) => continue,
+                (Some(dk), Some(n)) => det_node_key(dk, physical, &self.path_hash, &n.buf[..]),
+                (None, Some(_)) => self.random_key()?,
             };
-            let (entry, ct) = self.encrypt_node(data_physical(d), &plain)?;
-            self.set_data_entry(d, entry)?;
-            writes.insert(data_physical(d), ct);
-            if let Some(n) = self.data.get_mut(&d) {
-                n.dirty = false;
+            let contiguous = runs
+                .last()
+                .is_some_and(|(start, buf)| start + (Vec::len(buf) / NODE_SIZE) as u64 == physical);
+            if !contiguous {
+                runs.push((physical, Vec::with_capacity(DATA_PER_MHT as usize * NODE_SIZE)));
             }
+            let Some((_, buf)) = runs.last_mut() else {
+                continue;
+            };
+            let at = Vec::len(buf);
+            match self.data.get_mut(&d) {
+                Some(n) => {
+                    buf.extend_from_slice(&n.buf[..]);
+                    n.dirty = false;
+                }
+                None => continue,
+            }
+            let tag = crypto::gcm_seal(&key, &mut buf[at..]);
+            self.set_data_entry(
+                d,
+                Entry {
+                    key: *key.as_bytes(),
+                    tag,
+                },
+            )?;
         }
 
         // 3. MHT nodes, children before parents (a child's logical number is always larger).
@@ -848,6 +953,11 @@ impl<S: Storage> ProtectedFile<S> {
             })?;
         }
         self.root_mac = new_mac;
+        for (start, run) in runs {
+            self.st()
+                .write_at(start * NODE_SIZE as u64, &run)
+                .map_err(|e| Error::io(format!("writing data nodes from {start}"), &name, e))?;
+        }
         self.write_runs(&mut writes)?;
         self.st()
             .write_at(0, &node[..])

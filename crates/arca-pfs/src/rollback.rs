@@ -1,17 +1,23 @@
 //! Rollback protection, which Gramine lacks: a per-volume state — every file's root MAC and a version —
 //! bound to a monotonic counter.
 //!
-//! The state lives in the volume as a protected file itself (`.arca-volume`, bound to
-//! `<bound prefix>/.arca-volume`, same key), so it is encrypted, authenticated and crash-safe like any
-//! file. Its version must equal the counter's value: an older version (a copy of the whole volume taken
-//! before the counter moved on) is refused as a rollback. Each file's root MAC must be one the state
-//! records: an older copy of one file is refused as a rollback.
+//! The state lives in the volume as a protected file itself (same key, bound to `<bound prefix>/.arca-volume`),
+//! so it is encrypted, authenticated and crash-safe like any file. It is kept in two slots, `.arca-volume`
+//! and `.arca-volume.b`, rewritten in place alternately (no new inode per commit); each holds a sequence
+//! number and opening takes the newest slot that authenticates, so a torn write of one slot leaves the other.
+//! Its version must equal the counter's value (or exceed it by one: an unfinished commit): an older version (a
+//! copy of the whole volume taken before the counter moved on) is refused as a rollback. Each file's root MAC
+//! must be one the state records: an older copy of one file is refused as a rollback.
 //!
-//! Commit protocol (one "commit" per file flush, see [`Volume`]): the flush computes its new root MAC; the
-//! state records {previous MAC, new MAC} for that file (either is acceptable until the next commit, since a
-//! crash may leave the file at either), narrows every other file to its current MAC, is written with version
-//! v+1, and the counter advances to v+1; only then are the file's nodes written. A crash between writing the
-//! state and advancing the counter leaves state = counter + 1, which opening accepts (and completes).
+//! Commit protocol (see [`Volume`]): every file flush first computes its new root MAC; the state records
+//! {previous MAC, new MAC} for that file (either is acceptable until the next commit, since a crash may leave
+//! the file at either), narrows every other file to its current MAC and is written, as version counter + 1, to
+//! the older slot; only then are the file's nodes written. So after a crash (`kill -9`) every file's bytes are
+//! accepted by the state on disk. The counter itself advances only on a durable commit (`fsync` of any file,
+//! unmount): the state is written to both slots durably, then the counter moves to its version. Rollback
+//! protection therefore covers everything up to the last `fsync`: between two `fsync`s an attacker who
+//! replaces the volume can bring back a state from that interval — changes that a power loss could have
+//! dropped too. Opening a volume whose state is counter + 1 completes the commit (advances the counter).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::crypto::KEY_SIZE;
-use crate::file::{FlushEvent, FlushHook, Options, ProtectedFile};
+use crate::file::{FlushEvent, FlushHook, NodeKeys, Options, ProtectedFile};
 use crate::{BoundPath, Error, HostFile, Key};
 
 /// A monotonic counter that rollback protection binds a volume's state to.
@@ -99,9 +105,12 @@ impl MonotonicCounter for FileCounter {
     }
 }
 
-/// Name of the state file at a volume's root (hidden by the shield).
+/// Name of the state file at a volume's root (hidden by the shield); the second slot is
+/// [`STATE_FILE_B`].
 pub const STATE_FILE: &str = ".arca-volume";
-const STATE_TMP: &str = ".arca-volume.arca-tmp";
+/// Name of the volume state's second slot.
+pub const STATE_FILE_B: &str = ".arca-volume.b";
+const SLOTS: [&str; 2] = [STATE_FILE, STATE_FILE_B];
 
 /// A plain host file as storage, without a journal (the state is replaced by rename instead).
 struct StreamlessFile(std::fs::File);
@@ -123,7 +132,7 @@ impl crate::Storage for StreamlessFile {
         self.0.sync_data()
     }
 }
-const STATE_MAGIC: &[u8; 8] = b"ARCAVOL1";
+const STATE_MAGIC: &[u8; 8] = b"ARCAVOL2";
 
 type Mac = [u8; KEY_SIZE];
 
@@ -132,7 +141,12 @@ struct Inner {
     prefix: String,
     key: Key,
     counter: Box<dyn MonotonicCounter>,
+    /// The counter's value: the version of the last durable commit.
     version: u64,
+    /// Sequence number of the newest state slot written (slot `seq % 2`).
+    seq: u64,
+    /// Open handles of the two state slots.
+    slots: [Option<std::fs::File>; 2],
     /// volume-relative path → acceptable root MACs (the last is the newest).
     files: BTreeMap<String, Vec<Mac>>,
 }
@@ -164,17 +178,19 @@ impl Volume {
     ) -> Result<Self, Error> {
         let prefix = BoundPath::new(bound_prefix)?.to_string();
         let count = counter.value()?;
-        let state_path = dir.join(STATE_FILE);
         let mut inner = Inner {
             dir: dir.to_path_buf(),
             prefix,
             key: key.clone(),
             counter,
             version: 0,
+            seq: 0,
+            slots: [None, None],
             files: BTreeMap::new(),
         };
-        if state_path.exists() {
-            let (version, files) = inner.read_state()?;
+        if SLOTS.iter().any(|s| dir.join(s).exists()) {
+            let (version, seq, files) = inner.read_state()?;
+            inner.seq = seq;
             if version < count {
                 return Err(Error::Rollback {
                     what: format!(
@@ -190,11 +206,12 @@ impl Volume {
                     counter: count,
                 });
             }
-            inner.version = version;
+            inner.version = count;
             inner.files = files;
             if version == count + 1 {
-                // A commit was interrupted after the state was written: complete it.
-                inner.counter.advance(version, true)?;
+                // Commits since the last durable one (or an interrupted durable one): complete them, so the
+                // state on disk is bound to the counter again. No narrowing: a file may be at either MAC.
+                inner.persist(true)?;
             }
         } else {
             if count > 0 {
@@ -224,7 +241,7 @@ impl Volume {
         BoundPath::in_mount(&self.lock().prefix, rel)
     }
 
-    /// The state's current version (equal to the counter).
+    /// The state's version as of the last durable commit (equal to the counter).
     pub fn version(&self) -> u64 {
         self.lock().version
     }
@@ -330,17 +347,55 @@ impl Inner {
         BoundPath::in_mount(&self.prefix, STATE_FILE)
     }
 
-    fn read_state(&mut self) -> Result<(u64, BTreeMap<String, Vec<Mac>>), Error> {
-        let path = self.dir.join(STATE_FILE);
-        let file =
-            std::fs::File::open(&path).map_err(|e| Error::io("opening the volume state", STATE_FILE, e))?;
-        let storage = StreamlessFile(file);
+    /// Reads both state slots and returns the newest that authenticates and parses (version, sequence,
+    /// files); when neither does, the error of the newer-looking one.
+    fn read_state(&mut self) -> Result<(u64, u64, State), Error> {
+        let mut best: Option<(u64, u64, State)> = None;
+        let mut first_err = None;
+        for slot in SLOTS {
+            match self.read_slot(slot) {
+                Ok(Some(s)) => {
+                    if best.as_ref().is_none_or(|b| s.1 > b.1) {
+                        best = Some(s);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(slot, error = %e, "a volume state slot is unreadable (a torn write?); using the other");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match (best, first_err) {
+            (Some(b), _) => Ok(b),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(Error::CorruptMetadata {
+                file: self.dir.join(STATE_FILE).display().to_string(),
+                reason: "the volume state is missing".into(),
+            }),
+        }
+    }
+
+    fn read_slot(&mut self, slot: &str) -> Result<Option<(u64, u64, State)>, Error> {
+        let path = self.dir.join(slot);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("opening the volume state", slot, e)),
+        };
         let mut bytes = Vec::new();
-        crate::decrypt_stream(storage, &self.key, Some(&self.state_bound()?), &mut bytes)?;
-        parse_state(&bytes).ok_or_else(|| Error::CorruptMetadata {
-            file: path.display().to_string(),
-            reason: "the volume state does not parse".into(),
-        })
+        crate::decrypt_stream(
+            StreamlessFile(file),
+            &self.key,
+            Some(&self.state_bound()?),
+            &mut bytes,
+        )?;
+        parse_state(&bytes)
+            .map(Some)
+            .ok_or_else(|| Error::CorruptMetadata {
+                file: path.display().to_string(),
+                reason: "the volume state does not parse".into(),
+            })
     }
 
     /// Records every protected file found in the directory tree as it is.
@@ -378,47 +433,71 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes the state as version + 1 and advances the counter to it.
+    /// Writes the state as version counter + 1 into the older slot (when `durable`: into both slots, synced,
+    /// then advances the counter to it), then narrows every file to its newest MAC.
     fn commit(&mut self, durable: bool) -> Result<(), Error> {
-        let next = self.version + 1;
-        let bytes = encode_state(next, &self.files);
-        // Written beside the state and renamed over it, so a crash leaves the old or the new state, whole.
-        let path = self.dir.join(STATE_FILE);
-        let tmp = self.dir.join(STATE_TMP);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| Error::io("writing the volume state", STATE_TMP, e))?;
-        let mut f = ProtectedFile::create(
-            StreamlessFile(file),
-            &self.key,
-            &self.state_bound()?,
-            &Options::default(),
-        )?;
-        f.write_at(0, &bytes)?;
-        if durable {
-            f.sync()?;
-        } else {
-            f.flush()?;
-        }
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io("replacing the volume state", STATE_FILE, e))?;
-        if durable {
-            if let Ok(d) = std::fs::File::open(&self.dir) {
-                let _ = d.sync_all();
-            }
-        }
-        self.counter.advance(next, durable)?;
-        self.version = next;
-        // Everything up to here is committed; the next commit may narrow files to their newest MAC.
+        self.persist(durable)?;
+        // Everything up to here is on disk; the next commit may narrow files to their newest MAC.
         for macs in self.files.values_mut() {
             if macs.len() > 1 {
                 macs.drain(..macs.len() - 1);
             }
         }
+        Ok(())
+    }
+
+    /// Writes the state (see [`commit`](Self::commit)) without narrowing.
+    fn persist(&mut self, durable: bool) -> Result<(), Error> {
+        let next = self.version + 1;
+        self.write_slot(next, durable)?;
+        if durable {
+            // Both slots, one after the other: at every moment one of them is whole, and once the counter
+            // moves no slot holds an older state at the counter's version.
+            self.write_slot(next, durable)?;
+            self.counter.advance(next, durable)?;
+            self.version = next;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the older slot in place (no new inode): a torn write leaves the other slot.
+    fn write_slot(&mut self, version: u64, durable: bool) -> Result<(), Error> {
+        let seq = self.seq + 1;
+        let i = (seq % 2) as usize;
+        let slot = SLOTS[i];
+        let plain = encode_state(version, seq, &self.files);
+        let bytes = crate::encrypt_bytes(&plain, &self.key, &self.state_bound()?, NodeKeys::Random)?;
+        if self.slots[i].is_none() {
+            let path = self.dir.join(slot);
+            let existed = path.exists();
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| Error::io("opening the volume state", slot, e))?;
+            if !existed {
+                if let Ok(d) = std::fs::File::open(&self.dir) {
+                    let _ = d.sync_all();
+                }
+            }
+            self.slots[i] = Some(file);
+        }
+        if let Some(file) = &self.slots[i] {
+            let write = || -> std::io::Result<()> {
+                std::os::unix::fs::FileExt::write_all_at(file, &bytes, 0)?;
+                if file.metadata()?.len() != bytes.len() as u64 {
+                    file.set_len(bytes.len() as u64)?;
+                }
+                if durable {
+                    file.sync_data()?;
+                }
+                Ok(())
+            };
+            write().map_err(|e| Error::io("writing the volume state", slot, e))?;
+        }
+        self.seq = seq;
         Ok(())
     }
 }
@@ -432,10 +511,14 @@ pub fn is_internal_name(name: &str) -> bool {
         || name.ends_with(".arca-tmp")
 }
 
-fn encode_state(version: u64, files: &BTreeMap<String, Vec<Mac>>) -> Vec<u8> {
+/// volume-relative path → acceptable root MACs.
+type State = BTreeMap<String, Vec<Mac>>;
+
+fn encode_state(version: u64, seq: u64, files: &State) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(STATE_MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&(files.len() as u64).to_le_bytes());
     for (path, macs) in files {
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
@@ -448,7 +531,7 @@ fn encode_state(version: u64, files: &BTreeMap<String, Vec<Mac>>) -> Vec<u8> {
     out
 }
 
-fn parse_state(b: &[u8]) -> Option<(u64, BTreeMap<String, Vec<Mac>>)> {
+fn parse_state(b: &[u8]) -> Option<(u64, u64, State)> {
     let mut at = 0usize;
     let mut take = |n: usize| -> Option<&[u8]> {
         let s = b.get(at..at + n)?;
@@ -459,6 +542,7 @@ fn parse_state(b: &[u8]) -> Option<(u64, BTreeMap<String, Vec<Mac>>)> {
         return None;
     }
     let version = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
     let count = u64::from_le_bytes(take(8)?.try_into().ok()?);
     let mut files = BTreeMap::new();
     for _ in 0..count {
@@ -471,5 +555,5 @@ fn parse_state(b: &[u8]) -> Option<(u64, BTreeMap<String, Vec<Mac>>)> {
         }
         files.insert(path, macs);
     }
-    (at == b.len()).then_some((version, files))
+    (at == b.len()).then_some((version, seq, files))
 }

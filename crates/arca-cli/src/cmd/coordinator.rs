@@ -1,13 +1,16 @@
-//! `arca coordinator`: run the coordinator (both APIs over RA-TLS, metrics on their own port), and
-//! `arca coordinator identity`: print the identity policy that launchers and clients pin (contract 5).
+//! `arca coordinator`: run the coordinator (both APIs over RA-TLS, metrics on their own port);
+//! `arca coordinator sign`: sign its enclave with the operator's key; `arca coordinator identity`: print the
+//! identity policy that launchers and clients pin (contract 5).
 //!
 //! This machine has no SGX: the coordinator quotes itself with the in-process simulation quoter of
 //! `arca-attest` over the simulation PKI (created in the data directory on first start), so it runs only with
 //! `--allow-simulation`, and then also verifies marbles' simulated quotes fully against that PKI's root and
 //! collateral. The enclave identity in its quotes comes from its SIGSTRUCT (`--sigstruct`), or, without one,
-//! from an unsigned development identity (MRENCLAVE = SHA-256 of the running executable, MRSIGNER zero). Until
-//! the simulation platform's quoting service exists, nothing measures the coordinator independently: the
-//! identity is what this process claims (as any in-process simulation quoter's is).
+//! from an unsigned development identity (MRSIGNER zero). Its MRENCLAVE, in simulation, is SHA-256 of the
+//! running executable — a stand-in until `arca-enclave`'s identity function (contract 2) covers the
+//! coordinator — and a SIGSTRUCT is accepted only when it signs exactly that value, as EINIT would. Until the
+//! simulation platform's quoting service exists, nothing measures the coordinator independently: the identity
+//! is what this process claims (as any in-process simulation quoter's is).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,7 @@ use arca_coordinator::{
     dice_evidence, serve, Attester, Coordinator, DcapVerifier, FileStore, Listeners, Options, QuoterAttester,
     ServeConfig, ServerIdentity, SimKeySealer,
 };
-use arca_sgx::{Attributes, ReportBody, Sigstruct};
+use arca_sgx::{Attributes, MiscSelect, Mrenclave, ReportBody, SigningKey, Sigstruct, SigstructFields};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -47,6 +50,7 @@ Examples:
   arca coordinator --allow-simulation --data-dir /var/lib/arca/coordinator
   arca coordinator --allow-simulation --sigstruct coordinator.sig --mesh-addr 0.0.0.0:2001 --client-addr 0.0.0.0:4433
   arca coordinator --config coordinator.json
+  arca coordinator sign --key operator.pem --date 2026-11-28 -o coordinator.sig
   arca coordinator identity --sigstruct coordinator.sig > coordinator-policy.toml
 
 Exit codes: 1 when the coordinator cannot start or stops on an error (a failed commit stops it rather than \
@@ -72,6 +76,17 @@ Examples:
   arca coordinator identity --sigstruct coordinator.sig --pin-enclave --production
   arca --output json coordinator identity")]
     Identity(IdentityArgs),
+    /// Sign this coordinator executable's enclave with your key: writes its SIGSTRUCT for `--sigstruct`.
+    #[command(after_help = "\
+The SIGSTRUCT signs this executable's MRENCLAVE (in simulation: SHA-256 of the executable), ISVPRODID 0xC001 \
+(49153) and the ISVSVN you give; raise --isvsvn with every security fix so that policies can refuse older \
+coordinators. The DATE is an input, so signing twice gives the same bytes.
+
+Examples:
+  arca keygen -o operator.pem
+  arca coordinator sign --key operator.pem --date 2026-11-28 --isvsvn 2 -o coordinator.sig
+  arca coordinator identity --sigstruct coordinator.sig > coordinator-policy.toml")]
+    Sign(SignArgs),
 }
 
 /// Settings of a running coordinator; flags override the `--config` file.
@@ -143,9 +158,26 @@ struct IdentityArgs {
     production: bool,
 }
 
+#[derive(Args, Debug)]
+struct SignArgs {
+    /// The operator's signing key: RSA-3072, exponent 3, PEM (`arca keygen`).
+    #[arg(long, value_name = "KEY.pem")]
+    key: PathBuf,
+    /// Where to write the SIGSTRUCT (replaced if it exists).
+    #[arg(short = 'o', long = "out", value_name = "OUT.sig")]
+    out: PathBuf,
+    /// DATE stored in the SIGSTRUCT, YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    date: String,
+    /// ISVSVN: the coordinator's security version.
+    #[arg(long, default_value_t = 1)]
+    isvsvn: u16,
+}
+
 pub(crate) fn run(ctx: Ctx, args: CoordinatorArgs) -> anyhow::Result<i32> {
     match args.command {
         Some(CoordinatorCmd::Identity(a)) => identity(ctx, &a),
+        Some(CoordinatorCmd::Sign(a)) => sign(ctx, &a),
         None => run_coordinator(args.run),
     }
 }
@@ -159,8 +191,16 @@ struct EnclaveIdentity {
     development: bool,
 }
 
+/// The coordinator enclave's MRENCLAVE in simulation: SHA-256 of the running executable (see the module doc).
+fn coordinator_mrenclave() -> anyhow::Result<(Mrenclave, PathBuf)> {
+    let exe = std::env::current_exe().context("finding the running executable")?;
+    let bytes = std::fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?;
+    Ok((<[u8; 32]>::from(sha2::Sha256::digest(&bytes)).into(), exe))
+}
+
 fn enclave_identity(sigstruct: Option<&Path>) -> anyhow::Result<EnclaveIdentity> {
     let mut report = ReportBody::parse(&[0u8; ReportBody::SIZE]).context("an empty REPORT body")?;
+    let (measured, exe) = coordinator_mrenclave()?;
     match sigstruct {
         Some(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -168,6 +208,16 @@ fn enclave_identity(sigstruct: Option<&Path>) -> anyhow::Result<EnclaveIdentity>
                 .with_context(|| format!("parsing the SIGSTRUCT {}", path.display()))?;
             sig.verify()
                 .with_context(|| format!("the SIGSTRUCT {} is not validly signed", path.display()))?;
+            if sig.fields.enclavehash != measured {
+                bail!(
+                    "the SIGSTRUCT {} signs MRENCLAVE {}, but this coordinator ({}) measures {}: sign this \
+build with `arca coordinator sign`",
+                    path.display(),
+                    hex::encode(sig.fields.enclavehash.as_bytes()),
+                    exe.display(),
+                    hex::encode(measured.as_bytes())
+                );
+            }
             report.mrenclave = sig.fields.enclavehash;
             report.mrsigner = sig.mrsigner();
             report.isvprodid = sig.fields.isvprodid;
@@ -184,9 +234,7 @@ fn enclave_identity(sigstruct: Option<&Path>) -> anyhow::Result<EnclaveIdentity>
             })
         }
         None => {
-            let exe = std::env::current_exe().context("finding the running executable")?;
-            let bytes = std::fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?;
-            report.mrenclave = <[u8; 32]>::from(sha2::Sha256::digest(&bytes)).into();
+            report.mrenclave = measured;
             report.mrsigner = [0u8; 32].into();
             report.isvprodid = COORDINATOR_ISVPRODID;
             report.isvsvn = 1;
@@ -251,6 +299,63 @@ fn identity(ctx: Ctx, a: &IdentityArgs) -> anyhow::Result<i32> {
         eprintln!("WARNING: unsigned development coordinator identity: it works ONLY in simulation.");
     }
     ctx.emit(&doc, |w| write!(w, "{toml}"))?;
+    Ok(exit::OK)
+}
+
+#[derive(Serialize)]
+struct SignJson {
+    file: PathBuf,
+    mrenclave: String,
+    mrsigner: String,
+    isvprodid: u16,
+    isvsvn: u16,
+}
+
+fn sign(ctx: Ctx, a: &SignArgs) -> anyhow::Result<i32> {
+    let pem =
+        std::fs::read_to_string(&a.key).with_context(|| format!("reading the key {}", a.key.display()))?;
+    let key = SigningKey::from_pem(&pem).with_context(|| format!("loading the key {}", a.key.display()))?;
+    let date = a
+        .date
+        .split('-')
+        .map(|p| p.parse::<u16>().ok())
+        .collect::<Option<Vec<_>>>()
+        .filter(|p| p.len() == 3)
+        .and_then(|p| {
+            SigstructFields::bcd_date(p[0], u8::try_from(p[1]).ok()?, u8::try_from(p[2]).ok()?).ok()
+        })
+        .with_context(|| format!("--date {:?} is not a date YYYY-MM-DD", a.date))?;
+    let (enclavehash, _) = coordinator_mrenclave()?;
+    let fields = SigstructFields {
+        vendor: 0,
+        date,
+        swdefined: 0,
+        miscselect: MiscSelect(0),
+        miscmask: u32::MAX,
+        cet_attributes: 0,
+        cet_attributes_mask: 0,
+        isvfamilyid: [0; 16],
+        attributes: Attributes::new(Attributes::MODE64BIT, 0x3),
+        attributemask: Attributes::new(u64::MAX, 0xffff_ffff_ffff_ff1b),
+        enclavehash,
+        isvextprodid: [0; 16],
+        isvprodid: COORDINATOR_ISVPRODID,
+        isvsvn: a.isvsvn,
+    };
+    let sig = Sigstruct::sign(&fields, &key).context("signing the coordinator's SIGSTRUCT")?;
+    std::fs::write(&a.out, sig.to_bytes()).with_context(|| format!("writing {}", a.out.display()))?;
+    let doc = SignJson {
+        file: a.out.clone(),
+        mrenclave: hex::encode(enclavehash.as_bytes()),
+        mrsigner: hex::encode(sig.mrsigner().as_bytes()),
+        isvprodid: COORDINATOR_ISVPRODID,
+        isvsvn: a.isvsvn,
+    };
+    ctx.emit(&doc, |w| {
+        writeln!(w, "wrote {} (the coordinator's SIGSTRUCT)", a.out.display())?;
+        writeln!(w, "MRENCLAVE  {}\nMRSIGNER   {}", doc.mrenclave, doc.mrsigner)?;
+        writeln!(w, "ISVPRODID  {}   ISVSVN {}", doc.isvprodid, doc.isvsvn)
+    })?;
     Ok(exit::OK)
 }
 

@@ -29,6 +29,8 @@ pub struct EncryptedFs {
     inodes: Inodes,
     open: HashMap<u64, OpenFile>,
     sizes: HashMap<u64, u64>,
+    /// Reused for every read reply (no per-read allocation and zeroing of up to 1 MiB).
+    read_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for EncryptedFs {
@@ -74,6 +76,7 @@ impl EncryptedFs {
             inodes: Inodes::new(),
             open: HashMap::new(),
             sizes: HashMap::new(),
+            read_buf: Vec::new(),
         }
     }
 
@@ -435,14 +438,13 @@ impl Filesystem for EncryptedFs {
             Ok(r) => r,
             Err(e) => return reply.error(e),
         };
-        let mut file = match self.volume.create_file(&rel, &self.options) {
+        // The host file stays empty until the first flush (at the latest on close): one volume commit per new
+        // file instead of two. An empty host file is never served as plaintext: opening it fails
+        // (`InvalidHostSize`), which is what a crash before that first flush leaves.
+        let file = match self.volume.create_file(&rel, &self.options) {
             Ok(f) => f,
             Err(e) => return reply.error(log_err("create", &rel, &e)),
         };
-        // Write the empty file now, so the host never holds a non-protected file.
-        if let Err(e) = file.flush() {
-            return reply.error(log_err("create", &rel, &e));
-        }
         let _ = std::fs::set_permissions(
             self.host(&rel),
             std::fs::Permissions::from_mode(mode & !umask & 0o7777),
@@ -468,15 +470,19 @@ impl Filesystem for EncryptedFs {
         reply: ReplyData,
     ) {
         let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        let mut buf = std::mem::take(&mut self.read_buf);
+        if buf.len() < size as usize {
+            buf.resize(size as usize, 0);
+        }
         let f = match self.open_file(ino) {
             Ok(f) => f,
             Err(e) => return reply.error(e),
         };
-        let mut buf = vec![0u8; size as usize];
-        match f.file.read_at(offset.max(0) as u64, &mut buf) {
+        match f.file.read_at(offset.max(0) as u64, &mut buf[..size as usize]) {
             Ok(n) => reply.data(&buf[..n]),
             Err(e) => reply.error(log_err("read", &rel, &e)),
         }
+        self.read_buf = buf;
     }
 
     fn write(
