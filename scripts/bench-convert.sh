@@ -75,12 +75,14 @@ tar -C "$WORK" -xf "$WORK/image.tar" "$LAYER"
 hash_files() { find "$ROOT" -type f -print0 | xargs -0 -n 256 openssl dgst -sha256 >/dev/null; }
 t hash hash_files
 t skopeo sh -c "rm -rf '$WORK/skopeo' && skopeo copy -q docker-archive:$WORK/image.tar oci:$WORK/skopeo:x"
+rm -rf "$WORK/skopeo"
 
 conv() { # conv NAME ARGS...
   local name="$1"; shift
   rm -rf "$WORK/out-$name" "$WORK/ctx-$name"
   t "$name" "$ARCA" convert "docker-archive:$WORK/image.tar" "oci:$WORK/out-$name:x" \
     --launcher "$WORK/launcher" --sign-key "$KEY" "$@"
+  case $name in *-enc-j1) ;; *) rm -rf "$WORK/out-$name" ;; esac # disk: keep only what the baseline reads
 }
 first_layer() { # first_layer OCI_DIR: path of the first layer blob
   python3 - "$1" <<'PY'
@@ -93,11 +95,11 @@ PY
 }
 for codec in $CODECS; do
   case $codec in
-    gzip) c1="gzip -6 -c"; c2="pigz -6 -p 2 -c"; dec="gzip -dc"; n=gz ;;
+    gzip) c1="gzip -6 -n -c"; c2="pigz -6 -n -p 2 -c"; dec="gzip -dc"; n=gz ;;
     zstd) c1="zstd -3 -T1 -q -c"; c2="zstd -3 -T2 -q -c"; dec="zstd -dc"; n=zst ;;
     *) echo "unknown codec $codec" >&2; exit 2 ;;
   esac
-  # Input on stdin: gzip refuses (exit 2) a file whose timestamp it cannot store.
+  # -n: no name or timestamp (as arca writes gzip; gzip exits 2 on a timestamp it cannot store).
   t "$codec-1" sh -c "$c1 < '$WORK/$LAYER' > /dev/null"
   t "$codec-2" sh -c "$c2 < '$WORK/$LAYER' > /dev/null"
   conv "$n-j1" --compression "$codec" -j 1
@@ -106,6 +108,7 @@ for codec in $CODECS; do
   conv "$n-enc-j2" --compression "$codec" -j 2 --encrypt /data --pf-key "$WORK/pf.key"
   # The rewritten layer of the encrypted conversion, compressed once by the CLI tools (its baseline).
   $dec "$(first_layer "$WORK/out-$n-enc-j1")" > "$WORK/enc-layer.tar"
+  rm -rf "$WORK/out-$n-enc-j1"
   t "$codec-1-enc" sh -c "$c1 < '$WORK/enc-layer.tar' > /dev/null"
   t "$codec-2-enc" sh -c "$c2 < '$WORK/enc-layer.tar' > /dev/null"
   rm -f "$WORK/enc-layer.tar"
