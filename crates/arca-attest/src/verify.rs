@@ -155,6 +155,8 @@ struct VerifiedCollateral {
     pck_crl: CrlOutcome,
     pck_crl_issuer_subject: Vec<u8>,
     pck_crl_issuer_key: Vec<u8>,
+    /// The PCK CRL issuer (the PCK's issuing CA) as verified here: a PCK chain through it stops at it.
+    pck_crl_issuer: pki::VerifiedCa,
 }
 
 /// The per-quote platform facts: PCK chain, QE report signature.
@@ -268,7 +270,11 @@ impl Verifier {
             .collateral
             .map(|c| self.collateral(c, &anchors, flags, at))
             .transpose()?;
-        let platform = self.platform(&quote, evidence.pck_chain, &anchors, flags, at)?;
+        let known: &[pki::VerifiedCa] = match &collateral {
+            Some(c) => std::slice::from_ref(&c.pck_crl_issuer),
+            None => &[],
+        };
+        let platform = self.platform(&quote, evidence.pck_chain, &anchors, known, flags, at)?;
         // The attestation key binding is re-checked on every call, warm or cold (one SHA-256).
         check_binding(&quote)?;
         let mut window = platform.window;
@@ -331,6 +337,7 @@ impl Verifier {
         quote: &Quote<'_>,
         pck_override: Option<&[u8]>,
         anchors: &[TrustAnchor],
+        known: &[pki::VerifiedCa],
         flags: Flags,
         at: i64,
     ) -> Result<Arc<VerifiedPlatform>, Error> {
@@ -349,7 +356,7 @@ impl Verifier {
                 return Ok(e.platform.clone());
             }
         }
-        let v = Arc::new(verify_platform(quote, pck_override, anchors, flags, at)?);
+        let v = Arc::new(verify_platform(quote, pck_override, anchors, known, flags, at)?);
         if let Some(cache) = &self.cache {
             let mut g = lock(cache);
             if g.quote_entries >= CACHE_LIMIT {
@@ -432,7 +439,15 @@ fn verify_collateral(
     let tcb_ders = pki::split_certificates(c.tcb_info_issuer_chain().as_bytes(), "TCB info issuer chain")?;
     let tcb_chain = parse_chain(&tcb_ders, "TCB info issuer chain")?;
     let tcb_signer = pki::leaf_of(&tcb_chain).ok_or(Error::CollateralMissing("tcb_info_issuer_chain"))?;
-    let out = pki::verify_chain(tcb_signer, &tcb_chain, anchors, at, "TCB info issuer chain", opts)?;
+    let out = pki::verify_chain(
+        tcb_signer,
+        &tcb_chain,
+        anchors,
+        &[],
+        at,
+        "TCB info issuer chain",
+        opts,
+    )?;
     let anchor = out.anchor;
     window = intersect(window, out.window);
     if !signed_by_cert(tcb_signer, c.tcb_info().as_bytes(), c.tcb_info_signature()) {
@@ -449,7 +464,15 @@ fn verify_collateral(
         )?;
         qe_chain = parse_chain(&qe_ders, "QE identity issuer chain")?;
         let signer = pki::leaf_of(&qe_chain).ok_or(Error::CollateralMissing("qe_identity_issuer_chain"))?;
-        let out = pki::verify_chain(signer, &qe_chain, anchors, at, "QE identity issuer chain", opts)?;
+        let out = pki::verify_chain(
+            signer,
+            &qe_chain,
+            anchors,
+            &[],
+            at,
+            "QE identity issuer chain",
+            opts,
+        )?;
         if out.anchor != anchor {
             return Err(Error::UntrustedChain {
                 what: "QE identity issuer chain".into(),
@@ -482,7 +505,15 @@ fn verify_collateral(
     let crl_ders = pki::split_certificates(c.pck_crl_issuer_chain().as_bytes(), "PCK CRL issuer chain")?;
     let crl_chain = parse_chain(&crl_ders, "PCK CRL issuer chain")?;
     let crl_issuer = pki::leaf_of(&crl_chain).ok_or(Error::CollateralMissing("pck_crl_issuer_chain"))?;
-    let out = pki::verify_chain(crl_issuer, &crl_chain, anchors, at, "PCK CRL issuer chain", opts)?;
+    let out = pki::verify_chain(
+        crl_issuer,
+        &crl_chain,
+        anchors,
+        &[],
+        at,
+        "PCK CRL issuer chain",
+        opts,
+    )?;
     if out.anchor != anchor {
         return Err(Error::UntrustedChain {
             what: "PCK CRL issuer chain".into(),
@@ -490,6 +521,7 @@ fn verify_collateral(
         });
     }
     window = intersect(window, out.window);
+    let crl_issuer_outcome = out;
     root_crl.check(crl_issuer, "root CA CRL")?;
     let pck_crl = pki::verify_crl(c.pck_crl(), crl_issuer, at, "PCK CRL", flags.ignore_crl_dates)?;
     window = intersect(window, pck_crl.window);
@@ -502,6 +534,10 @@ fn verify_collateral(
         pck_crl,
         pck_crl_issuer_subject: crl_issuer.subject().as_raw().to_vec(),
         pck_crl_issuer_key: crl_issuer.public_key().subject_public_key.data.to_vec(),
+        pck_crl_issuer: pki::VerifiedCa {
+            der: crl_issuer.as_raw().to_vec(),
+            outcome: crl_issuer_outcome,
+        },
     })
 }
 
@@ -513,6 +549,7 @@ fn verify_platform(
     quote: &Quote<'_>,
     pck_override: Option<&[u8]>,
     anchors: &[TrustAnchor],
+    known: &[pki::VerifiedCa],
     flags: Flags,
     at: i64,
 ) -> Result<VerifiedPlatform, Error> {
@@ -538,6 +575,7 @@ fn verify_platform(
         leaf,
         &chain,
         anchors,
+        known,
         at,
         what,
         ChainOptions {
@@ -548,9 +586,13 @@ fn verify_platform(
     if !signed_by_cert(leaf, sig.qe_report_bytes, &sig.qe_report_signature) {
         return Err(Error::QeReportSignature);
     }
-    let issuer = chain
-        .iter()
-        .find(|c| pki::names_match(c.subject(), leaf.issuer()) && pki::signed_by(leaf, c));
+    // The chain walk says which certificate issued the leaf; search only when the anchor itself did.
+    let issuer = match out.issuer {
+        Some(i) => chain.get(i),
+        None => chain
+            .iter()
+            .find(|c| pki::names_match(c.subject(), leaf.issuer()) && pki::signed_by(leaf, c)),
+    };
     let (issuer_subject, issuer_key, issuer_serial, issuer_text) = match issuer {
         Some(i) => (
             i.subject().as_raw().to_vec(),

@@ -12,7 +12,7 @@ fn collateral(name: &str) -> Collateral {
     Collateral::from_json(&read(name)).unwrap()
 }
 
-/// 2025-06-26T04:53:20Z, inside both dcap-qvl sample windows.
+/// 2025-06-27T04:53:20Z, inside both dcap-qvl sample windows.
 const IN_WINDOW: i64 = 1_751_000_000;
 
 fn intel_test_root(path: &str) -> TrustAnchor {

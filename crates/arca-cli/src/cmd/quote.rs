@@ -17,7 +17,7 @@ use crate::output::{exit, Ctx};
 pub(crate) enum QuoteCmd {
     /// Print a quote's header, attested body, quoting enclave and PCK certificate, without verifying.
     #[command(
-        after_help = "Examples:\n  arca quote inspect quote.bin\n  arca quote inspect quote.bin -o json | jq .body.mrenclave"
+        after_help = "Examples:\n  arca quote inspect quote.bin\n  arca quote inspect quote.bin --output json | jq .body.mrenclave"
     )]
     Inspect(InspectArgs),
     /// Verify a quote's signatures, certificate chain and collateral at a time, then apply a policy.

@@ -15,7 +15,7 @@ use crate::output::{exit, Ctx};
 pub(crate) enum RatlsCmd {
     /// Show the evidence a certificate carries and check that each is bound to the certificate's key.
     #[command(
-        after_help = "Examples:\n  arca ratls inspect server.pem\n  arca ratls inspect cert.der -o json"
+        after_help = "Examples:\n  arca ratls inspect server.pem\n  arca ratls inspect cert.der --output json"
     )]
     Inspect(CertArgs),
     /// Verify a certificate: key binding, validity window, and its quote under a policy.
