@@ -10,7 +10,7 @@ use arca_attest::{PeerCertVerifier, PeerCheck};
 use arca_protocol::api::JSend;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
