@@ -54,7 +54,12 @@ enum Command {
     /// Protected files: encrypt, decrypt, check, mount (Gramine-compatible encrypted files).
     Fs(cmd::fs::FsArgs),
     // ── images and conversion (arca-image, arca-enclave) ──
-
+    /// Convert a container image into a signed confidential (SGX) image.
+    Convert(Box<cmd::image::ConvertArgs>),
+    /// Show a converted image's enclave identity and check it.
+    Inspect(cmd::image::InspectArgs),
+    /// Explain why two converted images have different enclave identities.
+    Diff(cmd::image::DiffArgs),
     // ── coordinator and its clients (arca-coordinator) ──
     /// Run the coordinator (mesh and client APIs over RA-TLS, metrics), or print its identity policy.
     Coordinator(cmd::coordinator::CoordinatorArgs),
@@ -87,7 +92,9 @@ fn run(ctx: Ctx, command: Command) -> anyhow::Result<i32> {
         // ── protected files ──
         Command::Fs(args) => cmd::fs::run(ctx, args),
         // ── images and conversion ──
-
+        Command::Convert(args) => cmd::image::convert(ctx, *args),
+        Command::Inspect(args) => cmd::image::inspect(ctx, args),
+        Command::Diff(args) => cmd::image::diff(ctx, args),
         // ── coordinator ──
         Command::Coordinator(args) => cmd::coordinator::run(ctx, args),
         Command::Verify(c) => cmd::verify::run(ctx, c),

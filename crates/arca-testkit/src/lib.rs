@@ -9,6 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod registry;
+pub use registry::{free_port, Registry, REGISTRY_PASSWORD, REGISTRY_USER};
+
 /// True when missing external tools must fail tests instead of skipping them.
 pub fn strict() -> bool {
     std::env::var_os("ARCA_TEST_STRICT").is_some_and(|v| v == "1")

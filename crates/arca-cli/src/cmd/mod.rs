@@ -13,6 +13,7 @@ pub(crate) mod ratls;
 pub(crate) mod fs;
 
 // ── images and conversion (arca-image, arca-enclave) ──
+pub(crate) mod image;
 
 // ── coordinator and its clients (arca-coordinator) ──
 pub(crate) mod coord_client;
