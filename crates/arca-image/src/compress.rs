@@ -110,7 +110,6 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
 /// A final, empty, fixed-Huffman deflate block: closes a stream whose chunks ended with sync flushes.
 const DEFLATE_FINAL_EMPTY_BLOCK: [u8; 2] = [0x03, 0x00];
 
-
 struct Job {
     data: Vec<u8>,
     dict: Vec<u8>,

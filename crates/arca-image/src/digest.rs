@@ -164,7 +164,11 @@ impl<W: Write> HashingWriter<W> {
 
     /// The digest (`None` when not hashing), the byte count and the inner writer.
     pub(crate) fn finish_opt(self) -> (Option<Digest>, u64, W) {
-        (self.hasher.map(|h| Digest(h.finalize().into())), self.count, self.inner)
+        (
+            self.hasher.map(|h| Digest(h.finalize().into())),
+            self.count,
+            self.inner,
+        )
     }
 }
 
