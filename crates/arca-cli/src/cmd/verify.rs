@@ -286,13 +286,14 @@ mod tests {
 
     #[test]
     fn a_development_signature_passes_only_simulation_or_an_explicit_pin() {
-        let dev = Some(*arca_enclave::DEV_COORDINATOR_MRSIGNER.as_bytes());
+        let dev_bytes = *arca_enclave::DEV_COORDINATOR_MRSIGNER.as_bytes();
+        let dev = Some(dev_bytes);
         let production = arca_attest::Policy::default();
         assert!(development_signer(Some([7; 32]), &production).is_none());
         let refused = development_signer(dev, &production).unwrap().unwrap_err();
         assert!(refused.contains("development key"), "{refused}");
         let pinned = arca_attest::Policy {
-            mrsigner: Some(arca_attest::HexBytes(dev.unwrap())),
+            mrsigner: Some(arca_attest::HexBytes(dev_bytes)),
             ..arca_attest::Policy::default()
         };
         assert!(development_signer(dev, &pinned).unwrap().is_ok());
