@@ -2,7 +2,9 @@
 //!
 //! The server is trusted through the coordinator's root certificate (saved by `arca verify coordinator`),
 //! or — for the one call that establishes that trust, fetching the quote — not at the TLS layer at all
-//! ([`Trust::VerifiedByQuote`]): the answer is then checked against the quote by the caller.
+//! ([`Trust::VerifiedByQuote`]): the answer is then checked against the quote by the caller. In recovery
+//! mode the coordinator cannot use its CA keys, so clients trust it by the RA-TLS evidence of its
+//! certificate under a policy ([`Trust::Attested`]).
 
 use std::sync::Arc;
 
@@ -25,6 +27,10 @@ pub enum Trust {
     Root(Vec<u8>),
     /// No TLS-level check: only for fetching the quote, whose content the caller verifies.
     VerifiedByQuote,
+    /// The RA-TLS evidence in the server's certificate, verified under a policy (works in every state,
+    /// including recovery mode, where the coordinator serves a temporary self-issued certificate because
+    /// its CA keys are sealed away).
+    Attested(Arc<arca_attest::RaTlsVerifier>),
 }
 
 /// A client API client.
@@ -65,6 +71,9 @@ impl Client {
             Trust::VerifiedByQuote => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(QuoteChecksIt))),
+            Trust::Attested(v) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(arca_attest::RaTlsServerVerifier(v))),
         };
         let mut cfg = match user {
             Some((chain, key)) => builder
