@@ -73,7 +73,7 @@ impl Client {
                 .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(QuoteChecksIt))),
             Trust::Attested(v) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(arca_attest::RaTlsServerVerifier(v))),
+                .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(v))),
         };
         let mut cfg = match user {
             Some((chain, key)) => builder
