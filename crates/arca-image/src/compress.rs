@@ -1,12 +1,14 @@
-//! Layer compression: detection and decoding of gzip/zstd input, and a deterministic chunked encoder that
+//! Layer compression: detection and decoding of gzip/zstd input, and a deterministic encoder that
 //! compresses on several threads.
 //!
-//! Design: the encoder cuts the stream into fixed-size chunks and compresses each one on its own, so chunks
-//! can go to worker threads, yet the output depends only on the data, the codec and the level — never on the
-//! number of threads or on timing (reproducible images). For gzip this is pigz's method: each chunk is a raw
-//! deflate stream primed with the previous chunk's last 32 KiB as dictionary and ended with a sync flush, the
-//! chunks are concatenated into one gzip member, and an empty final block, the CRC-32 and the length close it.
-//! For zstd each chunk is an independent frame; concatenated frames are one valid zstd stream.
+//! Design: the output depends only on the data, the codec and the level — never on the number of threads or
+//! on timing (reproducible images). For gzip the encoder uses pigz's method: it cuts the stream into 1 MiB
+//! chunks, each a raw deflate stream primed with the previous chunk's last 32 KiB as dictionary and ended with
+//! a sync flush, compressed on worker threads and concatenated into one gzip member closed by an empty final
+//! block, the CRC-32 and the length. For zstd it is libzstd's own multithreaded mode (`ZSTD_c_nbWorkers`, at
+//! least one worker, as `zstd -T1` runs): libzstd cuts jobs by size, never by timing, so its output is the
+//! same for every worker count ≥ 1, and the compression runs beside the caller's thread (which hashes and
+//! parses), as the `zstd` CLI overlaps it with I/O.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -102,18 +104,11 @@ pub(crate) fn decoder<'a>(
 }
 
 const GZIP_CHUNK: usize = 1 << 20;
-const ZSTD_CHUNK: usize = 4 << 20;
 const DICT: usize = 32 * 1024;
 /// A gzip header with no name, no mtime, no extra flags and OS "unknown" (255): fixed bytes for reproducibility.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
 /// A final, empty, fixed-Huffman deflate block: closes a stream whose chunks ended with sync flushes.
 const DEFLATE_FINAL_EMPTY_BLOCK: [u8; 2] = [0x03, 0x00];
-
-#[derive(Clone, Copy)]
-enum Codec {
-    Gzip(u32),
-    Zstd(i32),
-}
 
 struct Job {
     data: Vec<u8>,
@@ -121,35 +116,92 @@ struct Job {
     reply: SyncSender<io::Result<Vec<u8>>>,
 }
 
-fn compress_chunk(codec: Codec, data: &[u8], dict: &[u8]) -> io::Result<Vec<u8>> {
-    match codec {
-        Codec::Zstd(level) => zstd::bulk::compress(data, level),
-        Codec::Gzip(level) => {
-            let mut c = flate2::Compress::new(flate2::Compression::new(level), false);
-            if !dict.is_empty() {
-                c.set_dictionary(dict).map_err(io::Error::other)?;
-            }
-            let mut out = Vec::with_capacity(data.len() / 2 + 4096);
-            loop {
-                let consumed = usize::try_from(c.total_in()).map_err(io::Error::other)?;
-                c.compress_vec(&data[consumed..], &mut out, flate2::FlushCompress::Sync)
-                    .map_err(io::Error::other)?;
-                let done = usize::try_from(c.total_in()).map_err(io::Error::other)? == data.len();
-                if done && out.len() < out.capacity() {
-                    return Ok(out);
-                }
-                out.reserve(64 * 1024);
-            }
+fn compress_chunk(level: u32, data: &[u8], dict: &[u8]) -> io::Result<Vec<u8>> {
+    let mut c = flate2::Compress::new(flate2::Compression::new(level), false);
+    if !dict.is_empty() {
+        c.set_dictionary(dict).map_err(io::Error::other)?;
+    }
+    let mut out = Vec::with_capacity(data.len() / 2 + 4096);
+    loop {
+        let consumed = usize::try_from(c.total_in()).map_err(io::Error::other)?;
+        c.compress_vec(&data[consumed..], &mut out, flate2::FlushCompress::Sync)
+            .map_err(io::Error::other)?;
+        let done = usize::try_from(c.total_in()).map_err(io::Error::other)? == data.len();
+        if done && out.len() < out.capacity() {
+            return Ok(out);
         }
+        out.reserve(64 * 1024);
     }
 }
 
 /// A compressing writer whose output does not depend on its thread count. Call [`ChunkedEncoder::finish`] to
 /// close the stream; dropping it without finishing leaves the output truncated.
-pub(crate) struct ChunkedEncoder<W: Write> {
+pub(crate) enum ChunkedEncoder<W: Write> {
+    /// gzip in pigz-style chunks.
+    Gzip(GzipChunks<W>),
+    /// zstd in libzstd's multithreaded mode.
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> ChunkedEncoder<W> {
+    /// A new encoder writing `codec` at `level` to `out`, using `threads` worker threads (gzip: 0 or 1
+    /// compresses on the caller's thread; zstd: always at least one worker beside the caller's thread).
+    /// `Compression::None` is not an encoder: callers write plain tars directly.
+    pub(crate) fn new(out: W, codec: Compression, level: i32, threads: usize) -> io::Result<Self> {
+        match codec {
+            Compression::Gzip => {
+                let level = u32::try_from(level.clamp(1, 9)).map_err(io::Error::other)?;
+                Ok(ChunkedEncoder::Gzip(GzipChunks::new(out, level, threads)))
+            }
+            Compression::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(out, level.clamp(1, 22))?;
+                let workers = u32::try_from(threads.clamp(1, 64)).map_err(io::Error::other)?;
+                enc.multithread(workers)?;
+                Ok(ChunkedEncoder::Zstd(enc))
+            }
+            Compression::None => Err(io::Error::other("ChunkedEncoder needs a codec")),
+        }
+    }
+
+    /// Writes the remaining data and the stream trailer; returns the inner writer.
+    pub(crate) fn finish(self) -> io::Result<W> {
+        match self {
+            ChunkedEncoder::Gzip(g) => g.finish(),
+            ChunkedEncoder::Zstd(z) => {
+                let mut out = z.finish()?;
+                out.flush()?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl<W: Write> Write for ChunkedEncoder<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            ChunkedEncoder::Gzip(g) => g.write(data),
+            ChunkedEncoder::Zstd(z) => z.write(data),
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            ChunkedEncoder::Gzip(g) => g.write_all(data),
+            ChunkedEncoder::Zstd(z) => z.write_all(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Flushing would end a zstd block early (changing the output); `finish` writes everything.
+        Ok(())
+    }
+}
+
+/// The gzip encoder: pigz-style chunks, compressed on worker threads when there are several.
+pub(crate) struct GzipChunks<W: Write> {
     /// Always `Some` until `finish` takes it.
     out: Option<W>,
-    codec: Codec,
+    level: u32,
     chunk: usize,
     buf: Vec<u8>,
     dict: Vec<u8>,
@@ -162,21 +214,12 @@ pub(crate) struct ChunkedEncoder<W: Write> {
     max_inflight: usize,
 }
 
-impl<W: Write> ChunkedEncoder<W> {
-    /// A new encoder writing `codec` at `level` to `out`, using `threads` worker threads (0 or 1: compress on
-    /// the caller's thread). `Compression::None` is not an encoder: callers write plain tars directly.
-    pub(crate) fn new(out: W, codec: Compression, level: i32, threads: usize) -> io::Result<Self> {
-        let (codec, chunk) = match codec {
-            Compression::Gzip => {
-                let level = u32::try_from(level.clamp(1, 9)).map_err(io::Error::other)?;
-                (Codec::Gzip(level), GZIP_CHUNK)
-            }
-            Compression::Zstd => (Codec::Zstd(level.clamp(1, 22)), ZSTD_CHUNK),
-            Compression::None => return Err(io::Error::other("ChunkedEncoder needs a codec")),
-        };
-        let mut enc = ChunkedEncoder {
+impl<W: Write> GzipChunks<W> {
+    fn new(out: W, level: u32, threads: usize) -> Self {
+        let chunk = GZIP_CHUNK;
+        let mut enc = GzipChunks {
             out: Some(out),
-            codec,
+            level,
             chunk,
             buf: Vec::with_capacity(chunk),
             dict: Vec::new(),
@@ -200,12 +243,12 @@ impl<W: Write> ChunkedEncoder<W> {
                     };
                     let Ok(job) = job else { return };
                     // A send error means the encoder was dropped: nothing waits for this result.
-                    let _ = job.reply.send(compress_chunk(codec, &job.data, &job.dict));
+                    let _ = job.reply.send(compress_chunk(level, &job.data, &job.dict));
                 }));
             }
             enc.jobs = Some(tx);
         }
-        Ok(enc)
+        enc
     }
 
     fn out(&mut self) -> io::Result<&mut W> {
@@ -217,9 +260,7 @@ impl<W: Write> ChunkedEncoder<W> {
     fn start(&mut self) -> io::Result<()> {
         if !self.started {
             self.started = true;
-            if matches!(self.codec, Codec::Gzip(_)) {
-                self.out()?.write_all(&GZIP_HEADER)?;
-            }
+            self.out()?.write_all(&GZIP_HEADER)?;
         }
         Ok(())
     }
@@ -228,12 +269,10 @@ impl<W: Write> ChunkedEncoder<W> {
         self.start()?;
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
         let dict = std::mem::take(&mut self.dict);
-        if matches!(self.codec, Codec::Gzip(_)) {
-            self.dict = data[data.len().saturating_sub(DICT)..].to_vec();
-        }
+        self.dict = data[data.len().saturating_sub(DICT)..].to_vec();
         match self.jobs.clone() {
             None => {
-                let compressed = compress_chunk(self.codec, &data, &dict)?;
+                let compressed = compress_chunk(self.level, &data, &dict)?;
                 self.out()?.write_all(&compressed)?;
             }
             Some(jobs) => {
@@ -259,8 +298,7 @@ impl<W: Write> ChunkedEncoder<W> {
         Ok(())
     }
 
-    /// Writes the remaining data and the stream trailer; returns the inner writer.
-    pub(crate) fn finish(mut self) -> io::Result<W> {
+    fn finish(mut self) -> io::Result<W> {
         self.start()?;
         if !self.buf.is_empty() {
             self.submit()?;
@@ -272,22 +310,12 @@ impl<W: Write> ChunkedEncoder<W> {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        match self.codec {
-            Codec::Gzip(_) => {
-                self.out()?.write_all(&DEFLATE_FINAL_EMPTY_BLOCK)?;
-                let crc = std::mem::take(&mut self.crc).finalize();
-                self.out()?.write_all(&crc.to_le_bytes())?;
-                // ISIZE is the length modulo 2^32 (RFC 1952).
-                let isize = (self.total & 0xffff_ffff) as u32;
-                self.out()?.write_all(&isize.to_le_bytes())?;
-            }
-            Codec::Zstd(level) => {
-                if self.total == 0 {
-                    // An empty input still needs one frame to be a valid zstd stream.
-                    self.out()?.write_all(&zstd::bulk::compress(&[], level)?)?;
-                }
-            }
-        }
+        self.out()?.write_all(&DEFLATE_FINAL_EMPTY_BLOCK)?;
+        let crc = std::mem::take(&mut self.crc).finalize();
+        self.out()?.write_all(&crc.to_le_bytes())?;
+        // ISIZE is the length modulo 2^32 (RFC 1952).
+        let isize = (self.total & 0xffff_ffff) as u32;
+        self.out()?.write_all(&isize.to_le_bytes())?;
         let mut out = self
             .out
             .take()
@@ -297,7 +325,7 @@ impl<W: Write> ChunkedEncoder<W> {
     }
 }
 
-impl<W: Write> Write for ChunkedEncoder<W> {
+impl<W: Write> Write for GzipChunks<W> {
     fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
         let n = data.len();
         self.crc.update(data);
@@ -319,7 +347,7 @@ impl<W: Write> Write for ChunkedEncoder<W> {
     }
 }
 
-impl<W: Write> Drop for ChunkedEncoder<W> {
+impl<W: Write> Drop for GzipChunks<W> {
     fn drop(&mut self) {
         self.jobs = None;
         self.inflight.clear();
@@ -392,10 +420,12 @@ mod tests {
 
     #[test]
     fn zstd_output_round_trips_and_does_not_depend_on_thread_count() {
-        let data = sample(3 * ZSTD_CHUNK + 999);
+        let data = sample(40 << 20);
         let one = encode(Compression::Zstd, &data, 1);
         let two = encode(Compression::Zstd, &data, 2);
+        let four = encode(Compression::Zstd, &data, 4);
         assert_eq!(one, two);
+        assert_eq!(one, four);
         assert_eq!(decode(&one), data);
     }
 

@@ -229,32 +229,46 @@ impl Write for LayerOut {
 }
 
 impl LayerOut {
-    fn new(staging: &Staging, codec: Compression, level: i32, jobs: usize) -> Result<Self> {
+    /// `hash`: compute the diff_id of the written tar (false when it will be the input's, see
+    /// [`Streamed::identical`]).
+    fn new(staging: &Staging, codec: Compression, level: i32, jobs: usize, hash: bool) -> Result<Self> {
         let blob = staging.writer()?;
         Ok(match codec {
-            Compression::None => LayerOut::Plain(HashingWriter::new(blob)),
-            c => LayerOut::Compressed(HashingWriter::new(
+            Compression::None => LayerOut::Plain(HashingWriter::hashing_if(blob, hash)),
+            c => LayerOut::Compressed(HashingWriter::hashing_if(
                 ChunkedEncoder::new(blob, c, level, jobs)
                     .map_err(|e| Error::stream("start compressor", c.to_string(), e))?,
+                hash,
             )),
         })
     }
 
-    /// Returns (diff_id, blob digest, blob size).
-    fn finish(self, what: &str) -> Result<(Digest, Digest, u64)> {
+    /// Returns (diff_id when hashed, blob digest, blob size).
+    fn finish(self, what: &str) -> Result<(Option<Digest>, Digest, u64)> {
         let (diff_id, blob) = match self {
             LayerOut::Plain(w) => {
-                let (d, _, blob) = w.finish();
+                let (d, _, blob) = w.finish_opt();
                 (d, blob)
             }
             LayerOut::Compressed(w) => {
-                let (d, _, enc) = w.finish();
+                let (d, _, enc) = w.finish_opt();
                 (d, enc.finish().map_err(|e| Error::stream("compress", what, e))?)
             }
         };
         let (digest, size) = blob.finish()?;
         Ok((diff_id, digest, size))
     }
+}
+
+/// What one pass over a layer found.
+struct Streamed {
+    /// Files encrypted.
+    encrypted: u64,
+    /// The layer holds an entry under an `--encrypt` path.
+    met_encrypted: bool,
+    /// The entries re-emitted to `out` reproduce the input tar byte for byte (nothing encrypted, no header
+    /// cleaned, every skipped byte zero): the output's diff_id is the input's, already verified.
+    identical: bool,
 }
 
 struct LayerResult {
@@ -276,10 +290,19 @@ fn stream_layer(
     mut out: Option<&mut LayerOut>,
     copy: Option<&mut BlobWriter>,
     progress: &dyn Progress,
-) -> Result<(u64, bool)> {
+) -> Result<Streamed> {
     let layer = &src.layers[i];
     let what = src.layer_name(i);
-    let raw = HashingReader::new(src.open_blob(layer)?);
+    let mut blob = src.open_blob(layer)?;
+    let mut head = [0u8; 4];
+    let n = read_head(&mut blob, &mut head).map_err(|e| Error::stream("read", &what, e))?;
+    let in_codec = Compression::sniff(&head[..n]);
+    // One hash per distinct byte stream: an uncompressed blob is its own tar, whose hash (the diff_id, below)
+    // is also the blob digest; a blob with no expected digest (docker-archive) needs no blob hash.
+    let raw = HashingReader::hashing_if(
+        io::Read::chain(io::Cursor::new(head[..n].to_vec()), blob),
+        layer.digest.is_some() && in_codec != Compression::None,
+    );
     let mut raw = Tee {
         inner: raw,
         copy,
@@ -290,6 +313,7 @@ fn stream_layer(
     let mut reader = TarReader::new(plain, &what);
     let mut encrypted = 0u64;
     let mut met_encrypted = false;
+    let mut cleaned_header = false;
     let stream_err = |e: io::Error| Error::stream("write layer", what.clone(), e);
     while let Some(h) = reader.next_header()? {
         let op = classify(&h, &what)?;
@@ -345,6 +369,7 @@ fn stream_layer(
                 if h.kind != Kind::File && h.stored_size != 0 {
                     // A non-file entry that declared data (which readers skip): write a clean header.
                     tar::write_header(o, &h, 0).map_err(stream_err)?;
+                    cleaned_header = true;
                 } else {
                     o.write_all(&h.raw).map_err(stream_err)?;
                 }
@@ -415,29 +440,43 @@ fn stream_layer(
         }
     }
     // End of archive: keep whatever followed (zero blocks, record padding) byte for byte.
-    if let Some(o) = out {
+    let identical = out.is_some() && !met_encrypted && !cleaned_header && !reader.skipped_nonzero();
+    let plain = if let Some(o) = out {
         if reader.ended_with_zero_block() {
             o.write_all(&[0u8; tar::BLOCK]).map_err(stream_err)?;
         }
         let mut rest = reader.into_inner();
         io::copy(&mut rest, o).map_err(|e| Error::stream("copy layer trailer", &what, e))?;
-        check_plain(rest, layer, &what)?;
+        check_plain(rest, layer, &what)?
     } else {
         let mut rest = reader.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|e| Error::stream("read layer", &what, e))?;
-        check_plain(rest, layer, &what)?;
-    }
+        check_plain(rest, layer, &what)?
+    };
     // Read what the decoder left (a compressed stream's trailer) and check the blob's digest and size.
     io::copy(&mut raw, &mut io::sink()).map_err(|e| Error::stream("read layer", &what, e))?;
     let Tee { inner, .. } = raw;
-    let (d, n) = inner.finish();
+    let (d, n) = match inner.finish_opt() {
+        (Some(d), n) => (d, n),
+        // Not hashed: the blob is uncompressed (its bytes are the tar's) or has no digest to check.
+        (None, _) => plain,
+    };
     if let Some(expected) = &layer.digest {
         digest::check(&what, expected, layer.size, &d, n)?;
     }
-    Ok((encrypted, met_encrypted))
+    Ok(Streamed {
+        encrypted,
+        met_encrypted,
+        identical,
+    })
 }
 
-fn check_plain<R: Read>(rest: HashingReader<R>, layer: &crate::source::Layer, what: &str) -> Result<()> {
+/// Checks the uncompressed stream's digest against the config's diff_id; returns the digest and length.
+fn check_plain<R: Read>(
+    rest: HashingReader<R>,
+    layer: &crate::source::Layer,
+    what: &str,
+) -> Result<(Digest, u64)> {
     let (diff_id, n) = rest.finish();
     digest::check(
         &format!("{what} uncompressed content (diff_id)"),
@@ -445,7 +484,8 @@ fn check_plain<R: Read>(rest: HashingReader<R>, layer: &crate::source::Layer, wh
         None,
         &diff_id,
         n,
-    )
+    )?;
+    Ok((diff_id, n))
 }
 
 /// Plaintext files up to this size are encrypted in memory; larger ones through a temporary file.
@@ -707,7 +747,7 @@ pub(crate) fn convert_with_prefix(
         let in_codec = Compression::sniff(&head[..n]);
         let result = if in_codec == opts.compression {
             let mut copy = staging.writer()?;
-            let (_, met) = stream_layer(
+            let met = stream_layer(
                 src,
                 i,
                 &plan,
@@ -715,20 +755,19 @@ pub(crate) fn convert_with_prefix(
                 None,
                 Some(&mut copy),
                 opts.progress,
-            )?;
+            )?
+            .met_encrypted;
             if met {
                 drop(copy);
-                let mut out = LayerOut::new(staging, opts.compression, level, opts.jobs)?;
                 opts.progress.step(
                     &format!("layer {}/{} (encrypting)", i + 1, src.layers.len()),
                     layer.size,
                 );
-                let (enc, _) = stream_layer(src, i, &plan, None, Some(&mut out), None, opts.progress)?;
-                let (diff_id, digest, size) = out.finish(&what)?;
+                let (enc, diff_id, digest, size) = rewrite_layer(src, i, &plan, None, opts, level, staging)?;
                 LayerResult {
                     descriptor: desc(opts.compression, digest, size),
                     diff_id,
-                    encrypted: enc,
+                    encrypted: enc.encrypted,
                     needs_rewrite: true,
                 }
             } else {
@@ -741,25 +780,16 @@ pub(crate) fn convert_with_prefix(
                 }
             }
         } else {
-            let mut out = LayerOut::new(staging, opts.compression, level, opts.jobs)?;
-            let (enc, met) = stream_layer(
-                src,
-                i,
-                &plan,
-                Some(&mut tree),
-                Some(&mut out),
-                None,
-                opts.progress,
-            )?;
-            let (diff_id, digest, size) = out.finish(&what)?;
-            if !met {
+            let (streamed, diff_id, digest, size) =
+                rewrite_layer(src, i, &plan, Some(&mut tree), opts, level, staging)?;
+            if !streamed.met_encrypted {
                 report_recompressed.push(i);
             }
             LayerResult {
                 descriptor: desc(opts.compression, digest, size),
                 diff_id,
-                encrypted: enc,
-                needs_rewrite: met,
+                encrypted: streamed.encrypted,
+                needs_rewrite: streamed.met_encrypted,
             }
         };
         if result.needs_rewrite {
@@ -939,6 +969,41 @@ pub(crate) fn convert_with_prefix(
         trusted_list: trusted_bytes,
     };
     Ok((staged, report))
+}
+
+/// Re-emits layer `i` through the output codec (encrypting what the plan names); returns what the pass found,
+/// the new diff_id, blob digest and size.
+///
+/// With nothing to encrypt, the re-emitted tar is almost always the input's bytes, whose diff_id the pass
+/// verifies anyway: the output is then not hashed a second time. If the pass finds it changed something (a
+/// header cleaned, non-zero padding), it discards its output and streams the layer again, hashing.
+fn rewrite_layer(
+    src: &SourceImage,
+    i: usize,
+    plan: &Plan<'_>,
+    tree: Option<&mut Tree>,
+    opts: &ConvertOptions<'_>,
+    level: i32,
+    staging: &Staging,
+) -> Result<(Streamed, Digest, Digest, u64)> {
+    let what = src.layer_name(i);
+    let hash = !plan.encrypt.is_empty();
+    let mut out = LayerOut::new(staging, opts.compression, level, opts.jobs, hash)?;
+    let streamed = stream_layer(src, i, plan, tree, Some(&mut out), None, opts.progress)?;
+    if !hash && !streamed.identical {
+        drop(out);
+        let mut out = LayerOut::new(staging, opts.compression, level, opts.jobs, true)?;
+        let again = stream_layer(src, i, plan, None, Some(&mut out), None, opts.progress)?;
+        let (diff_id, digest, size) = out.finish(&what)?;
+        let diff_id = diff_id.ok_or_else(|| Error::image(&what, "rewritten layer was not hashed"))?;
+        return Ok((again, diff_id, digest, size));
+    }
+    let (diff_id, digest, size) = out.finish(&what)?;
+    let diff_id = match diff_id {
+        Some(d) => d,
+        None => src.layers[i].diff_id,
+    };
+    Ok((streamed, diff_id, digest, size))
 }
 
 fn read_head(mut r: impl Read, buf: &mut [u8]) -> io::Result<usize> {

@@ -86,10 +86,10 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
-/// A reader that hashes and counts what passes through it.
+/// A reader that hashes (unless made with [`HashingReader::counting`]) and counts what passes through it.
 pub(crate) struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     count: u64,
 }
 
@@ -97,52 +97,87 @@ impl<R: Read> HashingReader<R> {
     pub(crate) fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
+            count: 0,
+        }
+    }
+
+    /// A reader that hashes only when `hash` is true (and always counts): skips a pass whose digest would go
+    /// unused.
+    pub(crate) fn hashing_if(inner: R, hash: bool) -> Self {
+        HashingReader {
+            inner,
+            hasher: hash.then(Sha256::new),
             count: 0,
         }
     }
 
     /// The digest and byte count of everything read so far.
     pub(crate) fn finish(self) -> (Digest, u64) {
-        (Digest(self.hasher.finalize().into()), self.count)
+        let (d, n) = self.finish_opt();
+        (d.unwrap_or_else(|| Digest::of(b"")), n)
+    }
+
+    /// The digest (`None` when not hashing) and byte count of everything read so far.
+    pub(crate) fn finish_opt(self) -> (Option<Digest>, u64) {
+        (self.hasher.map(|h| Digest(h.finalize().into())), self.count)
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }
 }
 
-/// A writer that hashes and counts what passes through it.
+/// A writer that hashes (unless made with [`HashingWriter::hashing_if`] false) and counts what passes through.
 pub(crate) struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     count: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
     pub(crate) fn new(inner: W) -> Self {
+        Self::hashing_if(inner, true)
+    }
+
+    /// A writer that hashes only when `hash` is true (and always counts).
+    pub(crate) fn hashing_if(inner: W, hash: bool) -> Self {
         HashingWriter {
             inner,
-            hasher: Sha256::new(),
+            hasher: hash.then(Sha256::new),
             count: 0,
         }
     }
 
     /// The digest and byte count of everything written, and the inner writer.
     pub(crate) fn finish(self) -> (Digest, u64, W) {
-        (Digest(self.hasher.finalize().into()), self.count, self.inner)
+        let (d, n, w) = self.finish_opt();
+        (d.unwrap_or_else(|| Digest::of(b"")), n, w)
+    }
+
+    /// The digest (`None` when not hashing), the byte count and the inner writer.
+    pub(crate) fn finish_opt(self) -> (Option<Digest>, u64, W) {
+        (
+            self.hasher.map(|h| Digest(h.finalize().into())),
+            self.count,
+            self.inner,
+        )
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

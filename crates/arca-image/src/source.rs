@@ -284,12 +284,31 @@ pub(crate) fn pick_platform(
     platform: &Platform,
     what: &str,
 ) -> Result<(Digest, u64, String)> {
+    pick_platform_in(index.manifests(), platform, what)
+}
+
+/// True if an index entry's platform variant satisfies the requested one: any variant when none is asked;
+/// otherwise the same, or none for `arm64` asked as `v8` (its only variant, which indexes often omit).
+fn variant_matches(arch: &str, entry: Option<&str>, wanted: Option<&str>) -> bool {
+    match (entry, wanted) {
+        (_, None) => true,
+        (Some(e), Some(w)) => e == w,
+        (None, Some(w)) => arch == "arm64" && w == "v8",
+    }
+}
+
+/// [`pick_platform`] over a list of descriptors (an index's, or the entries of an OCI layout's index.json).
+fn pick_platform_in(
+    manifests: &[oci_spec::image::Descriptor],
+    platform: &Platform,
+    what: &str,
+) -> Result<(Digest, u64, String)> {
     let mut seen = Vec::new();
-    for m in index.manifests() {
+    for m in manifests {
         let mt = m.media_type().to_string();
         let Some(p) = m.platform() else {
             // A single untagged entry without platform is taken as-is.
-            if index.manifests().len() == 1 {
+            if manifests.len() == 1 {
                 return Ok((m.digest().to_string().parse()?, m.size(), mt));
             }
             continue;
@@ -302,7 +321,7 @@ pub(crate) fn pick_platform(
         ));
         if os == platform.os
             && arch == platform.architecture
-            && (platform.variant.is_none() || p.variant() == &platform.variant)
+            && variant_matches(&arch, p.variant().as_deref(), platform.variant.as_deref())
         {
             return Ok((m.digest().to_string().parse()?, m.size(), mt));
         }
@@ -310,8 +329,8 @@ pub(crate) fn pick_platform(
     Err(Error::image(
         what,
         format!(
-            "no manifest for platform {platform} (the index has: {})",
-            seen.join(", ")
+            "no manifest for platform {platform}; the index has: {} (pick one with --platform OS/ARCH[/VARIANT])",
+            if seen.is_empty() { "no platform-tagged manifest".to_string() } else { seen.join(", ") }
         ),
     ))
 }
@@ -339,8 +358,17 @@ fn open_from_index(
                 .is_some_and(|n| n == t),
         })
         .collect();
-    let desc = match chosen.as_slice() {
-        [one] => *one,
+    let (mut digest, mut size, mut mt) = match chosen.as_slice() {
+        [one] => (
+            one.digest().to_string().parse()?,
+            one.size(),
+            one.media_type().to_string(),
+        ),
+        // One image for several platforms, listed directly in index.json (no nested index).
+        many if many.iter().all(|m| m.platform().is_some()) => {
+            let entries: Vec<_> = many.iter().map(|m| (*m).clone()).collect();
+            pick_platform_in(&entries, &opts.platform, &what)?
+        }
         [] => {
             return Err(Error::image(
                 &what,
@@ -361,9 +389,6 @@ fn open_from_index(
             ));
         }
     };
-    let mut digest: Digest = desc.digest().to_string().parse()?;
-    let mut size = desc.size();
-    let mut mt = desc.media_type().to_string();
     // Follow nested indexes (a tag may name a multi-platform index) down to one manifest.
     for _ in 0..4 {
         if !INDEX_TYPES.contains(&mt.as_str()) {

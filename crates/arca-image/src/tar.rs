@@ -67,6 +67,11 @@ pub(crate) struct TarReader<R> {
     zero_end: bool,
     /// Skips forward without reading (set for seekable inputs).
     seek: Option<fn(&mut R, u64) -> io::Result<()>>,
+    /// True once a skipped byte (padding, unread data) was not zero or was skipped unseen (seek): a writer
+    /// that re-emits entries with zero padding then no longer reproduces the input byte for byte.
+    skipped_nonzero: bool,
+    /// The copy buffer of [`TarReader::copy_data`], allocated once (layers hold tens of thousands of files).
+    buf: Vec<u8>,
 }
 
 fn parse_octal_or_binary(field: &[u8]) -> Option<u64> {
@@ -118,6 +123,8 @@ impl<R: Read> TarReader<R> {
             done: false,
             zero_end: false,
             seek: None,
+            skipped_nonzero: false,
+            buf: Vec::new(),
         }
     }
 
@@ -152,6 +159,7 @@ impl<R: Read> TarReader<R> {
         if let Some(seek) = self.seek {
             seek(&mut self.inner, n).map_err(|e| Error::stream("seek tar", self.what.clone(), e))?;
             self.pos += n;
+            self.skipped_nonzero |= n > 0;
             return Ok(());
         }
         let mut buf = [0u8; 8192];
@@ -164,6 +172,7 @@ impl<R: Read> TarReader<R> {
             if got == 0 {
                 return Err(self.err(self.pos, "truncated entry data"));
             }
+            self.skipped_nonzero |= buf[..got].iter().any(|&b| b != 0);
             n -= got as u64;
             self.pos += got as u64;
         }
@@ -382,7 +391,14 @@ impl<R: Read> TarReader<R> {
 
     /// Reads the current entry's data into `out` (at most its declared size).
     pub(crate) fn copy_data(&mut self, out: &mut impl Write) -> Result<u64> {
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(256 * 1024, 0);
+        let result = self.copy_data_with(out, &mut buf);
+        self.buf = buf;
+        result
+    }
+
+    fn copy_data_with(&mut self, out: &mut impl Write, buf: &mut [u8]) -> Result<u64> {
         let mut total = 0;
         while self.remaining > 0 {
             let want = usize::try_from(self.remaining.min(buf.len() as u64)).unwrap_or(buf.len());
@@ -408,6 +424,12 @@ impl<R: Read> TarReader<R> {
         io::copy(&mut self.inner, &mut io::sink())
             .map_err(|e| Error::stream("read tar", self.what.clone(), e))?;
         Ok(())
+    }
+
+    /// True once a byte the reader skipped (padding, unread entry data) was not zero, or was skipped with a
+    /// seek: re-emitting the entries with zero padding would then not reproduce the input exactly.
+    pub(crate) fn skipped_nonzero(&self) -> bool {
+        self.skipped_nonzero
     }
 
     /// True when the archive ended with a zero block (which `next_header` consumed).

@@ -33,6 +33,8 @@ Examples:
       --launcher ./arca-launcher --sign-key signing.pem \\
       --encrypt /data --pf-key-out pf.key --allow-env LOG_LEVEL
   arca convert oci:app oci:out:app --launcher ./arca-launcher --sign-key signing.pem --output json
+  arca convert docker://127.0.0.1:5000/multi:1 oci:out:arm --platform linux/arm64 \
+      --launcher ./arca-launcher --sign-key signing.pem --compression zstd -j 2
 
 Without --coordinator-policy the image pins the DEVELOPMENT coordinator (public key in the repository):
 such images work only in simulation. The output prints a ready `Packages` entry for the coordinator
@@ -99,7 +101,8 @@ pub(crate) struct ConvertArgs {
     /// Compression level (default: gzip 6, zstd 3).
     #[arg(long)]
     compression_level: Option<i32>,
-    /// Compression threads (default: the number of CPUs). Output bytes do not depend on it.
+    /// Compression threads (default: the number of CPUs). Output bytes do not depend on it. gzip: 1 compresses
+    /// on the main thread; zstd: N workers beside the main thread (which reads and hashes), as `zstd -TN`.
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
     /// Engine: sim (a confidential OCI image) or gramine (a Gramine build context; unverified on SGX).
