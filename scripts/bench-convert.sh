@@ -77,8 +77,7 @@ uptime | tee "$WORK/uptime.txt" >&2
 # Baseline pieces shared by every codec.
 LAYER=$(tar -tf "$WORK/image.tar" | grep -E '^[0-9a-f]{64}\.tar$' | head -1)
 tar -C "$WORK" -xf "$WORK/image.tar" "$LAYER"
-hash_files() { find "$ROOT" -type f -print0 | xargs -0 -n 256 openssl dgst -sha256 >/dev/null; }
-t hash hash_files
+t hash sh -c "find '$ROOT' -type f -print0 | xargs -0 -n 256 openssl dgst -sha256 >/dev/null"
 if [ "${ARCA_BENCH_SKOPEO:-1}" != 0 ]; then
   t skopeo sh -c "rm -rf '$WORK/skopeo' && skopeo copy -q docker-archive:$WORK/image.tar oci:$WORK/skopeo:x"
   rm -rf "$WORK/skopeo"
