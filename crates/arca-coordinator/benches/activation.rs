@@ -4,21 +4,35 @@
 //! are cached), through the mesh service's `Activate` handler (everything the gRPC server does after TLS and
 //! HTTP/2), with every activation durable (group commit) before it is answered.
 //!
-//! The marbles' certificates and quotes are made before the clock starts (they are the marbles' work, not
-//! the coordinator's); TLS handshakes and HTTP/2 framing are not measured. Run:
-//! `cargo bench -p arca-coordinator --bench activation` (`ARCA_BENCH_SCALE=0.2` for a shorter run).
-//! It measures and prints; it asserts nothing.
+//! Two variants, side by side:
+//! - `[handler]`: the `Activate` handler called directly (MarbleRun style: the quote in the request, bound
+//!   to the marble's certificate); TLS handshakes and HTTP/2 framing are not measured.
+//! - `[tls]`: every simulated launcher does the real thing over 127.0.0.1: a TCP connection, a mutually
+//!   attested TLS handshake (the coordinator verifies the fresh quote in the launcher's RA-TLS client
+//!   certificate; the launcher verifies the coordinator's RA-TLS server certificate under its pinned
+//!   policy), HTTP/2 and the gRPC `Activate` call. The load generator runs on the same machine.
+//!
+//! The marbles' certificates, quotes and CSRs are made before the clock starts (they are the marbles' work,
+//! not the coordinator's). Run: `cargo bench -p arca-coordinator --bench activation`
+//! (`ARCA_BENCH_SCALE=0.2` for a shorter run, `ARCA_BENCH_MODE=tls|handler` for one variant). It measures
+//! and prints; it asserts nothing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arca_attest::{CollateralSource, Quoter, ReportBody, SimPki, SimPkiOptions, SimQuoter, Verifier};
-use arca_coordinator::{
-    ClientCert, Coordinator, DcapVerifier, FileStore, MeshService, Options, SimKeySealer,
+use arca_attest::{
+    CollateralSource, PeerCertVerifier, Policy, Quoter, RaTlsIdentity, RaTlsOptions, RaTlsVerifier,
+    ReportBody, SimPki, SimPkiOptions, SimQuoter, Verifier,
 };
+use arca_coordinator::{
+    dice_evidence, serve, Attester, ClientCert, Coordinator, DcapVerifier, FileStore, Listeners, MeshService,
+    Options, QuoterAttester, ServeConfig, ServerCerts, SimKeySealer,
+};
+use arca_protocol::activation::marble_client::MarbleClient;
 use arca_protocol::activation::marble_server::Marble as _;
 use arca_protocol::activation::ActivationReq;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use sha2::Digest as _;
 
 const SIGNER: [u8; 32] = [0x5a; 32];
@@ -77,18 +91,47 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-fn main() {
-    // `cargo bench` passes `--bench`; ignore arguments.
-    let scale: f64 = std::env::var("ARCA_BENCH_SCALE")
+fn scale() -> f64 {
+    std::env::var("ARCA_BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let pki = Arc::new(SimPki::create(SimPkiOptions::at(now)).unwrap());
+        .unwrap_or(1.0)
+}
+
+/// The runs: (concurrency, activations).
+fn runs() -> [(usize, usize); 3] {
+    let s = scale();
+    [(1usize, 300usize), (16, 1600), (64, 3200)].map(|(c, total)| (c, ((total as f64 * s) as usize).max(c)))
+}
+
+fn header(title: &str) {
+    println!("{title}");
+    println!(
+        "{:>11} {:>12} {:>14} {:>10} {:>10} {:>10}",
+        "concurrency", "activations", "activations/s", "p50 ms", "p99 ms", "max ms"
+    );
+}
+
+fn report(concurrency: usize, elapsed: Duration, mut latencies: Vec<Duration>) {
+    latencies.sort();
+    let n = latencies.len();
+    println!(
+        "{concurrency:>11} {n:>12} {:>14.0} {:>10.1} {:>10.1} {:>10.1}",
+        n as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies[n - 1].as_secs_f64() * 1e3,
+    );
+}
+
+/// A coordinator with the benchmark manifest, and the verifier of marbles' quotes.
+struct Setup {
+    coordinator: Coordinator,
+    verifier: Arc<DcapVerifier>,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(rt: &tokio::runtime::Runtime, pki: &Arc<SimPki>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::open(dir.path()).unwrap());
     let sealer = Arc::new(SimKeySealer::from_file(&dir.path().join("seal.key")).unwrap());
@@ -108,34 +151,53 @@ fn main() {
         Some(collateral),
         true,
     ));
-    let service = Arc::new(MeshService::new(coordinator, verifier));
+    Setup {
+        coordinator,
+        verifier,
+        _dir: dir,
+    }
+}
 
-    println!(
-        "activation benchmark (scale {scale}); durable group commits in {}",
-        dir.path().display()
-    );
-    println!(
-        "{:>11} {:>12} {:>14} {:>10} {:>10} {:>10}",
-        "concurrency", "activations", "activations/s", "p50 ms", "p99 ms", "max ms"
-    );
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments. ARCA_BENCH_MODE: handler, tls or both (default).
+    let mode = std::env::var("ARCA_BENCH_MODE").unwrap_or_else(|_| "both".into());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let pki = Arc::new(SimPki::create(SimPkiOptions::at(now)).unwrap());
+    println!("activation benchmark (scale {}); durable group commits", scale());
+    if mode != "tls" {
+        handler_runs(&rt, &pki);
+    }
+    if mode != "handler" {
+        tls_runs(&rt, &pki);
+    }
+}
+
+/// The `Activate` handler called directly (no TLS, no HTTP/2).
+fn handler_runs(rt: &tokio::runtime::Runtime, pki: &Arc<SimPki>) {
+    let s = setup(rt, pki);
+    let service = Arc::new(MeshService::new(s.coordinator.clone(), s.verifier.clone()));
+    header("\n[handler] MarbleRun-style quote in the request, Activate handler called directly");
     let mut next = 0usize;
     // Warm the collateral and chain caches (the byte-keyed caches a long-running coordinator has warm).
-    for m in marbles(&pki, 4, next) {
+    for m in marbles(pki, 4, next) {
         next += 1;
         rt.block_on(activate(&service, m)).unwrap();
     }
-    for (concurrency, total) in [(1usize, 300usize), (16, 1600), (64, 3200)] {
-        let total = ((total as f64 * scale) as usize).max(concurrency);
+    for (concurrency, total) in runs() {
         let per_task = total / concurrency;
         let batches: Vec<Vec<Marble>> = (0..concurrency)
             .map(|_| {
-                let b = marbles(&pki, per_task, next);
+                let b = marbles(pki, per_task, next);
                 next += per_task;
                 b
             })
             .collect();
         let started = Instant::now();
-        let mut latencies: Vec<Duration> = rt.block_on(async {
+        let latencies: Vec<Duration> = rt.block_on(async {
             let tasks: Vec<_> = batches
                 .into_iter()
                 .map(|batch| {
@@ -157,16 +219,175 @@ fn main() {
             }
             all
         });
-        let elapsed = started.elapsed();
-        latencies.sort();
-        let n = latencies.len();
-        println!(
-            "{concurrency:>11} {n:>12} {:>14.0} {:>10.1} {:>10.1} {:>10.1}",
-            n as f64 / elapsed.as_secs_f64(),
-            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-            latencies[n - 1].as_secs_f64() * 1e3,
-        );
+        report(concurrency, started.elapsed(), latencies);
+    }
+}
+
+/// What a launcher brings to its activation: an RA-TLS client certificate (DICE evidence: a fresh
+/// simulated quote over its key) and a CSR.
+struct Launcher {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    csr: Vec<u8>,
+    uuid: String,
+}
+
+fn launchers(pki: &Arc<SimPki>, n: usize, start: usize) -> Vec<Launcher> {
+    let mut id = ReportBody::parse(&[0u8; 384]).unwrap();
+    id.mrenclave = [0xaa; 32].into();
+    id.mrsigner = SIGNER.into();
+    id.isvprodid = 7;
+    id.isvsvn = 2;
+    let quoter = SimQuoter::new(pki.clone(), id);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    (start..start + n)
+        .map(|i| {
+            let ra = RaTlsIdentity::create(&quoter, &RaTlsOptions::valid_at("marble", now, 1)).unwrap();
+            let (chain, key) = ra.rustls_parts();
+            let csr_key = rcgen::KeyPair::generate().unwrap();
+            let csr = rcgen::CertificateParams::new(vec![format!("marble{i}.local")])
+                .unwrap()
+                .serialize_request(&csr_key)
+                .unwrap()
+                .der()
+                .to_vec();
+            Launcher {
+                chain,
+                key,
+                csr,
+                uuid: format!("{i:08x}-0000-4000-8000-000000000000"),
+            }
+        })
+        .collect()
+}
+
+const COORDINATOR_MRENCLAVE: [u8; 32] = [0xc0; 32];
+
+/// The real server: both APIs over TLS on 127.0.0.1, the coordinator's RA-TLS certificate.
+fn start_server(rt: &tokio::runtime::Runtime, pki: &Arc<SimPki>, s: &Setup) -> String {
+    let mut id = ReportBody::parse(&[0u8; 384]).unwrap();
+    id.mrenclave = COORDINATOR_MRENCLAVE.into();
+    let attester: Arc<dyn Attester> = Arc::new(QuoterAttester(Arc::new(SimQuoter::new(pki.clone(), id))));
+    let cfg = ServeConfig {
+        mesh_addr: "127.0.0.1:0".parse().unwrap(),
+        client_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: None,
+        dns_names: vec!["localhost".into()],
+    };
+    let certs = ServerCerts::new(
+        s.coordinator.clone(),
+        attester.clone(),
+        Arc::new(dice_evidence),
+        cfg.dns_names.clone(),
+    )
+    .unwrap();
+    let listeners = rt.block_on(Listeners::bind(&cfg)).unwrap();
+    let mesh = listeners.mesh.local_addr().unwrap().to_string();
+    let (coordinator, verifier) = (s.coordinator.clone(), s.verifier.clone());
+    rt.spawn(async move { serve(coordinator, attester, verifier, &certs, listeners).await });
+    mesh
+}
+
+/// What every launcher checks before it sends anything: the coordinator's RA-TLS certificate under its
+/// pinned policy (one verifier shared by the simulated launchers, so its byte-keyed caches are warm).
+fn coordinator_verifier(pki: &SimPki) -> Arc<RaTlsVerifier> {
+    let collateral: Arc<dyn CollateralSource> = Arc::new(Arc::new(pki.collateral().clone()));
+    Arc::new(RaTlsVerifier::new(
+        Arc::new(Verifier::new().with_simulation_root(pki.root_anchor().unwrap())),
+        Some(collateral),
+        Policy {
+            mrenclave: Some(arca_attest::HexBytes(COORDINATOR_MRENCLAVE)),
+            ..Policy::simulation()
+        },
+    ))
+}
+
+/// One launcher's activation over the wire: TCP connect, mutually attested TLS handshake (each side
+/// verifies the other's quote), HTTP/2, gRPC `Activate`.
+async fn activate_tls(mesh: &str, server: &Arc<RaTlsVerifier>, l: Launcher) {
+    let mut cfg =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(server.clone())))
+            .with_client_auth_cert(l.chain, l.key)
+            .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let cfg = Arc::new(cfg);
+    let tcp = tokio::net::TcpStream::connect(mesh).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut io = Some(hyper_util::rt::TokioIo::new(tls));
+    let channel = tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let io = io.take();
+            async move { io.ok_or_else(|| std::io::Error::other("one connection per launcher")) }
+        }))
+        .await
+        .unwrap();
+    let mut client = MarbleClient::new(channel);
+    client
+        .activate(ActivationReq {
+            csr: l.csr,
+            marble_type: "server".into(),
+            uuid: l.uuid,
+            quote: vec![],
+        })
+        .await
+        .unwrap();
+}
+
+/// Every simulated launcher does the real thing over 127.0.0.1.
+fn tls_runs(rt: &tokio::runtime::Runtime, pki: &Arc<SimPki>) {
+    let s = setup(rt, pki);
+    let mesh = start_server(rt, pki, &s);
+    let server = coordinator_verifier(pki);
+    header(
+        "\n[tls] Arca launchers over 127.0.0.1: TCP + mutually attested TLS (DICE evidence both ways) + gRPC Activate",
+    );
+    let mut next = 0usize;
+    for l in launchers(pki, 4, next) {
+        next += 1;
+        rt.block_on(activate_tls(&mesh, &server, l));
+    }
+    for (concurrency, total) in runs() {
+        let per_task = total / concurrency;
+        let batches: Vec<Vec<Launcher>> = (0..concurrency)
+            .map(|_| {
+                let b = launchers(pki, per_task, next);
+                next += per_task;
+                b
+            })
+            .collect();
+        let started = Instant::now();
+        let latencies: Vec<Duration> = rt.block_on(async {
+            let tasks: Vec<_> = batches
+                .into_iter()
+                .map(|batch| {
+                    let server = server.clone();
+                    let mesh = mesh.clone();
+                    tokio::spawn(async move {
+                        let mut lat = Vec::with_capacity(batch.len());
+                        for l in batch {
+                            let t = Instant::now();
+                            activate_tls(&mesh, &server, l).await;
+                            lat.push(t.elapsed());
+                        }
+                        lat
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all
+        });
+        report(concurrency, started.elapsed(), latencies);
     }
 }
 

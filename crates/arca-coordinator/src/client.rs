@@ -2,16 +2,17 @@
 //!
 //! The server is trusted through the coordinator's root certificate (saved by `arca verify coordinator`),
 //! or — for the one call that establishes that trust, fetching the quote — not at the TLS layer at all
-//! ([`Trust::VerifiedByQuote`]): the answer is then checked against the quote by the caller.
+//! ([`Trust::VerifiedByQuote`]): the answer is then checked against the quote by the caller. In recovery
+//! mode the coordinator cannot use its CA keys, so clients trust it by the RA-TLS evidence of its
+//! certificate under a policy ([`Trust::Attested`]).
 
 use std::sync::Arc;
 
+use arca_attest::{PeerCertVerifier, PeerCheck};
 use arca_protocol::api::JSend;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -26,6 +27,10 @@ pub enum Trust {
     Root(Vec<u8>),
     /// No TLS-level check: only for fetching the quote, whose content the caller verifies.
     VerifiedByQuote,
+    /// The RA-TLS evidence in the server's certificate, verified under a policy (works in every state,
+    /// including recovery mode, where the coordinator serves a temporary self-issued certificate because
+    /// its CA keys are sealed away).
+    Attested(Arc<arca_attest::RaTlsVerifier>),
 }
 
 /// A client API client.
@@ -52,7 +57,7 @@ impl Client {
             })
             .ok_or_else(|| Error::BadRequest(format!("{addr:?} is not HOST:PORT")))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| cerr("configuring TLS")(e.to_string()))?;
         let builder = match trust {
@@ -65,7 +70,10 @@ impl Client {
             }
             Trust::VerifiedByQuote => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(QuoteChecksIt { provider })),
+                .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(QuoteChecksIt))),
+            Trust::Attested(v) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(v))),
         };
         let mut cfg = match user {
             Some((chain, key)) => builder
@@ -160,53 +168,10 @@ impl Client {
 
 /// Accepts any server certificate: the caller verifies the quote the server returns instead.
 #[derive(Debug)]
-struct QuoteChecksIt {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
+struct QuoteChecksIt;
 
-impl ServerCertVerifier for QuoteChecksIt {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+impl PeerCheck for QuoteChecksIt {
+    fn check(&self, _end_entity: &CertificateDer<'_>, _now: UnixTime) -> Result<(), rustls::Error> {
+        Ok(())
     }
 }

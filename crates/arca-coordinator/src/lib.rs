@@ -49,7 +49,7 @@ pub use api::client::{app, ApiState, ClientCert};
 pub use api::mesh::MeshService;
 pub use api::server::{
     cert_fingerprint, mesh_router, metrics_router, serve, serve_tls, EvidenceFn, Listeners, ServeConfig,
-    ServerIdentity,
+    ServerCerts, ServerIdentity,
 };
 pub use attestation::{marble_enclave, Attester, MarbleVerifier};
 pub use audit::{verify_log, AuditEntry, AuditReport, SignedHead};

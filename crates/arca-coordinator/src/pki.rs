@@ -246,6 +246,28 @@ pub(crate) fn issue_server_cert(
     intermediate.issue(&p, key)
 }
 
+/// A self-signed server certificate (recovery mode: no CA key is available), valid one day.
+pub(crate) fn self_issued_server_cert(
+    key: &KeyPair,
+    names: &[String],
+    extra: Vec<rcgen::CustomExtension>,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, Error> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = name("Arca Coordinator (recovery mode)", Some("Arca"), None);
+    p.subject_alt_names = sans(names)?;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.not_before = now - Duration::minutes(5);
+    p.not_after = now + Duration::days(1);
+    p.serial_number = Some(serial()?);
+    p.custom_extensions = extra;
+    let cert = p
+        .self_signed(key)
+        .map_err(pki_err("self-issuing the recovery-mode server certificate"))?;
+    Ok(cert.der().to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arca_attest::{
-    CollateralSource, Evidence, Policy, Quoter, RaTlsIdentity, RaTlsOptions, RaTlsServerVerifier,
-    RaTlsVerifier, ReportBody, SimPki, SimPkiOptions, SimQuoter, Verifier,
+    CollateralSource, Evidence, PeerCertVerifier, Policy, Quoter, RaTlsIdentity, RaTlsOptions, RaTlsVerifier,
+    ReportBody, SimPki, SimPkiOptions, SimQuoter, Verifier,
 };
 use arca_coordinator::client::{Client, Trust};
 use arca_coordinator::{
-    dice_evidence, serve, Attester, DcapVerifier, Listeners, QuoterAttester, ServeConfig, ServerIdentity,
+    dice_evidence, serve, Attester, DcapVerifier, Listeners, QuoterAttester, ServeConfig, ServerCerts,
 };
 use arca_protocol::activation::marble_client::MarbleClient;
 use arca_protocol::activation::{ActivationReq, ActivationResp};
@@ -75,12 +75,17 @@ async fn start(allow_simulation: bool) -> Deployment {
         metrics_addr: None,
         dns_names: vec!["localhost".into(), "127.0.0.1".into()],
     };
-    let server_identity =
-        ServerIdentity::issue(&coordinator, attester.as_ref(), &dice_evidence, &cfg.dns_names).unwrap();
+    let certs = ServerCerts::new(
+        coordinator.clone(),
+        attester.clone(),
+        Arc::new(dice_evidence),
+        cfg.dns_names.clone(),
+    )
+    .unwrap();
     let listeners = Listeners::bind(&cfg).await.unwrap();
     let mesh = format!("localhost:{}", listeners.mesh.local_addr().unwrap().port());
     let client = format!("localhost:{}", listeners.client.local_addr().unwrap().port());
-    tokio::spawn(async move { serve(coordinator, attester, verifier, &server_identity, listeners).await });
+    tokio::spawn(async move { serve(coordinator, attester, verifier, &certs, listeners).await });
     Deployment {
         pki,
         mesh,
@@ -111,7 +116,7 @@ async fn mesh_client(
             .with_safe_default_protocol_versions()
             .unwrap()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(RaTlsServerVerifier(coordinator_policy(&d.pki))))
+            .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(coordinator_policy(&d.pki))))
             .with_client_auth_cert(chain, key)
             .unwrap();
     cfg.alpn_protocols = vec![b"h2".to_vec()];
@@ -552,4 +557,76 @@ async fn real_quotes_with_the_wrong_identity_are_refused_over_the_wire() {
     activate_dice_as(&d, "pinned", 21, identity([0xbb; 32], [9; 32], 1, 0))
         .await
         .unwrap();
+}
+
+/// MaxActivations is exact over the wire: 64 simulated marbles, each with its own attested TLS connection
+/// and fresh quote, activate at once against MaxActivations 10; exactly 10 succeed, the rest are refused
+/// with the reason, and a later marble is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_activations_is_exact_under_64_concurrent_activators_over_the_wire() {
+    let d = Arc::new(start(true).await);
+    let anon = Client::new(&d.client, Trust::VerifiedByQuote, None).unwrap();
+    let q: QuoteResponse = anon.get(paths::QUOTE).await.unwrap();
+    let root = CertificateDer::pem_slice_iter(q.cert.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    let trusted = Client::new(&d.client, Trust::Root(root), None).unwrap();
+    // The `client` type (no user-defined secret to set first), limited to 10 activations.
+    let mut m = small_manifest(0, &[], 0);
+    m["Marbles"]["client"]["MaxActivations"] = serde_json::json!(10);
+    let manifest = serde_json::to_vec(&m).unwrap();
+    let _: ManifestSetResponse = trusted
+        .post(
+            paths::MANIFEST,
+            &ManifestRequest {
+                manifest: base64::engine::general_purpose::STANDARD.encode(&manifest),
+            },
+        )
+        .await
+        .unwrap();
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(64));
+    let tasks: Vec<_> = (0..64u32)
+        .map(|i| {
+            let d = d.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                // Each marble's own quote and connection, made before the start line.
+                let quoter = SimQuoter::new(d.pki.clone(), identity([0xaa; 32], SIGNER, 7, 2));
+                let ra = RaTlsIdentity::create(&quoter, &RaTlsOptions::valid_at("marble", now(), 1)).unwrap();
+                let (chain, key) = ra.rustls_parts();
+                let mut c = mesh_client(&d, chain, key).await;
+                let req = ActivationReq {
+                    csr: csr(&["client.local"]),
+                    marble_type: "client".into(),
+                    uuid: uuid(1000 + i),
+                    quote: vec![],
+                };
+                barrier.wait().await;
+                c.activate(req).await.map(|r| r.into_inner())
+            })
+        })
+        .collect();
+    let mut activated = Vec::new();
+    let mut refused = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(resp) => {
+                assert!(resp.marble_cert_chain_pem.contains("BEGIN CERTIFICATE"));
+                activated.push(i as u32);
+            }
+            Err(e) => {
+                assert!(e.message().contains("MaxActivations"), "{}", e.message());
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(activated.len(), 10, "activated: {activated:?}");
+    assert_eq!(refused, 54);
+
+    // The limit holds afterwards (no reservation leaked either way).
+    let e = activate_dice(&d, "client", 5000, 2).await.unwrap_err();
+    assert!(e.message().contains("MaxActivations"), "{}", e.message());
 }

@@ -14,19 +14,53 @@ use base64::Engine as _;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use super::coord_client::{block_on, default_root_path, pem_certs, ConnArgs};
+use super::coord_client::{block_on, default_root_path, pem_certs, AttestArgs, ConnArgs};
 use crate::output::{exit, Ctx};
 
 /// Show the coordinator's state (1 recovery, 2 accepting a manifest, 3 accepting marbles).
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  arca status --coordinator coordinator.example:4433 --output json")]
+#[command(after_help = "\
+By default the coordinator is trusted through the root certificate `arca verify coordinator` saved. In recovery \
+mode its CA keys are sealed away and it serves a temporary self-issued certificate: trust it with --attest, which \
+verifies the RA-TLS evidence of that certificate under the policy flags instead.
+
+Examples:
+  arca status --coordinator coordinator.example:4433 --output json
+  arca status --attest --coordinator-policy coordinator-policy.toml --pccs https://pccs.example:8081
+  arca status --attest --allow-simulation --sim-root DATA/sim-pki/root-ca.pem --collateral DATA/sim-pki \\
+      --coordinator-policy coordinator-policy.toml")]
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    /// Trust the coordinator by its RA-TLS evidence under the policy flags, not the saved root.
+    #[arg(long)]
+    attest: bool,
+    #[command(flatten)]
+    attestation: AttestArgs,
+}
+
+/// Explains a TLS failure against the saved root: a coordinator in recovery mode cannot chain to it.
+fn hint_recovery(e: arca_coordinator::Error) -> anyhow::Error {
+    let text = e.to_string();
+    let err = anyhow::Error::from(e);
+    if text.contains("TLS handshake") && text.to_lowercase().contains("certificate") {
+        err.context(
+            "the coordinator's certificate does not chain to the saved root certificate: a coordinator in \
+recovery mode serves a temporary self-issued certificate (its CA keys are sealed away); check it with --attest and \
+the policy flags",
+        )
+    } else {
+        err
+    }
 }
 
 pub(crate) fn status(ctx: Ctx, args: StatusArgs) -> anyhow::Result<i32> {
-    let s: StatusResponse = block_on(args.conn.client()?.get(paths::STATUS))??;
+    let client = if args.attest {
+        args.conn.attested_client(&args.attestation)?
+    } else {
+        args.conn.client()?
+    };
+    let s: StatusResponse = block_on(client.get(paths::STATUS))?.map_err(hint_recovery)?;
     ctx.emit(&s, |w| writeln!(w, "{} ({})", s.message, s.status))?;
     Ok(exit::OK)
 }
@@ -223,9 +257,16 @@ fn urlencode(s: &str) -> String {
 /// Recover a coordinator in recovery mode: decrypt your recovery secret with your recovery key and upload it.
 #[derive(Args, Debug)]
 #[command(after_help = "\
+In recovery mode the coordinator cannot use its CA keys (they are in the state it cannot open), so it serves a \
+temporary self-issued certificate carrying its quote (RA-TLS). Your secret is sent only after that quote verifies \
+under the policy you give: pin the coordinator's identity (--coordinator-policy from `arca coordinator identity`, \
+--mrenclave, or --mrsigner with --isv-prod-id and --min-isv-svn).
+
 Examples:
-  arca recover --key recovery.key --secrets recovery.json --name key1
-  arca recover --key recovery.key --secret-file key1.bin
+  arca recover --key recovery.key --secrets recovery.json --name key1 \\
+      --coordinator-policy coordinator-policy.toml --pccs https://pccs.example:8081
+  arca recover --key recovery.key --secret-file key1.bin --coordinator-policy coordinator-policy.toml \\
+      --allow-simulation --sim-root DATA/sim-pki/root-ca.pem --collateral DATA/sim-pki
 
 `arca manifest set --recovery-out recovery.json` saved the encrypted secrets. With several recovery keys, each
 holder runs this command; the output says how many secrets are still needed.")]
@@ -242,8 +283,16 @@ pub(crate) struct RecoverArgs {
     /// Or: a file with your encrypted secret (raw bytes or base64).
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// The coordinator's client API, HOST:PORT.
+    #[arg(
+        long = "coordinator",
+        short = 'c',
+        env = "ARCA_COORDINATOR",
+        default_value = "localhost:4433"
+    )]
+    addr: String,
     #[command(flatten)]
-    conn: ConnArgs,
+    attestation: AttestArgs,
 }
 
 pub(crate) fn recover(ctx: Ctx, args: RecoverArgs) -> anyhow::Result<i32> {
@@ -269,12 +318,13 @@ pub(crate) fn recover(ctx: Ctx, args: RecoverArgs) -> anyhow::Result<i32> {
         std::fs::read_to_string(&args.key).with_context(|| format!("reading {}", args.key.display()))?;
     let secret = arca_coordinator::rsa_oaep_decrypt(&key, &ciphertext)?;
     let signature = arca_coordinator::rsa_pss_sign(&key, &secret)?;
-    // In recovery the coordinator's TLS certificate is the one it had; the saved root still verifies it.
+    // The secret goes only to a coordinator whose certificate's RA-TLS evidence verifies under the policy.
+    let client = arca_coordinator::client::Client::new(&args.addr, args.attestation.trust()?, None)?;
     let req = RecoverRequest {
         recovery_secret: b64.encode(&secret),
         recovery_secret_signature: Some(b64.encode(signature)),
     };
-    let r: RecoverResponse = block_on(args.conn.client()?.post(paths::RECOVER, &req))??;
+    let r: RecoverResponse = block_on(client.post(paths::RECOVER, &req))??;
     ctx.emit(&r, |w| writeln!(w, "{}", r.message))?;
     Ok(exit::OK)
 }

@@ -155,6 +155,11 @@ fn rfc3339(t: i64) -> String {
 }
 
 impl TrustArgs {
+    /// `--at` when given.
+    pub(crate) fn at_given(&self) -> anyhow::Result<Option<i64>> {
+        self.at.as_deref().map(parse_time).transpose()
+    }
+
     pub(crate) fn at(&self) -> anyhow::Result<i64> {
         self.at
             .as_deref()
@@ -180,6 +185,24 @@ impl TrustArgs {
             (None, false) => {}
         }
         Ok(v.without_cache())
+    }
+
+    /// Collateral for quotes checked during TLS handshakes (RA-TLS): the file, the PCCS, or none.
+    pub(crate) fn collateral_source(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn arca_attest::CollateralSource>>> {
+        if let Some(p) = &self.collateral {
+            let c = Collateral::load(p).with_context(|| format!("loading collateral {}", p.display()))?;
+            return Ok(Some(std::sync::Arc::new(std::sync::Arc::new(c))));
+        }
+        if let Some(url) = &self.pccs {
+            let mut client = PccsClient::new(url);
+            if let Some(dir) = &self.pccs_cache {
+                client = client.with_cache_dir(dir.clone());
+            }
+            return Ok(Some(std::sync::Arc::new(client)));
+        }
+        Ok(None)
     }
 
     /// Collateral for a quote: from the file, from the PCCS, or none.

@@ -15,7 +15,7 @@ use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 use sha2::Digest as _;
 
-use super::coord_client::{block_on, default_root_path};
+use super::coord_client::{block_on, default_root_path, merge_coordinator_policy};
 use super::quote::{PolicyArgs, TrustArgs};
 use crate::output::{exit, Ctx};
 
@@ -36,6 +36,8 @@ Examples:
       --mrsigner 83d7…9e --isv-prod-id 49153 --min-isv-svn 1 --manifest manifest.json
   arca verify coordinator localhost:4433 --allow-simulation --sim-root DATA/sim-pki/root-ca.pem \\
       --collateral DATA/sim-pki --mrenclave 5ab1…07
+  arca verify coordinator coordinator.example:4433 --pccs https://pccs.example:8081 \\
+      --coordinator-policy coordinator-policy.toml    # from `arca coordinator identity --production`
   arca --output json verify coordinator localhost:4433 --allow-simulation --sim-root root-ca.pem \\
       --collateral collateral.json --manifest-fingerprint 9f86…08")]
     Coordinator(Box<VerifyCoordinatorArgs>),
@@ -50,6 +52,10 @@ pub(crate) struct VerifyCoordinatorArgs {
     trust: TrustArgs,
     #[command(flatten)]
     policy: PolicyArgs,
+    /// The coordinator identity to pin: the policy TOML printed by `arca coordinator identity` (the flags
+    /// --mrenclave, --mrsigner, --isv-prod-id, --min-isv-svn override it).
+    #[arg(long, value_name = "FILE")]
+    coordinator_policy: Option<PathBuf>,
     /// The manifest you expect the coordinator to run (its SHA-256 must be the coordinator's fingerprint).
     #[arg(long, value_name = "FILE", conflicts_with = "manifest_fingerprint")]
     manifest: Option<PathBuf>,
@@ -84,8 +90,35 @@ pub(crate) fn run(ctx: Ctx, cmd: VerifyCmd) -> anyhow::Result<i32> {
     }
 }
 
+/// A coordinator signed with the public development key: a note when the policy allows it (simulation, or
+/// the user pinned that signer or an exact MRENCLAVE), a refusal otherwise — anyone can sign as that key,
+/// so it never passes a production policy unless pinned explicitly.
+fn development_signer(
+    mrsigner: Option<[u8; 32]>,
+    policy: &arca_attest::Policy,
+) -> Option<Result<String, String>> {
+    let dev = *arca_enclave::DEV_COORDINATOR_MRSIGNER.as_bytes();
+    if mrsigner != Some(dev) {
+        return None;
+    }
+    let pinned = policy.mrsigner.map(|m| m.0) == Some(dev) || policy.mrenclave.is_some();
+    Some(if policy.allow_simulation || pinned {
+        Ok("signed with the PUBLIC development key keys/arca-dev-coordinator.pem: development and simulation only".into())
+    } else {
+        Err("the coordinator is signed with the PUBLIC development key keys/arca-dev-coordinator.pem (anyone can sign \
+as it): refused under a production policy unless you pin it explicitly (--mrsigner or --mrenclave)"
+            .into())
+    })
+}
+
 fn coordinator(ctx: Ctx, a: VerifyCoordinatorArgs) -> anyhow::Result<i32> {
-    let policy = a.policy.policy()?;
+    let mut policy = a.policy.policy()?;
+    if let Some(path) = &a.coordinator_policy {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let cp = arca_enclave::CoordinatorPolicy::from_toml(&text)
+            .with_context(|| format!("parsing the coordinator policy {}", path.display()))?;
+        merge_coordinator_policy(&mut policy, &cp);
+    }
     let verifier = a.trust.verifier(&policy)?;
     let at = a.trust.at()?;
     let expected_manifest = match (&a.manifest, &a.manifest_fingerprint) {
@@ -131,6 +164,15 @@ fn coordinator(ctx: Ctx, a: VerifyCoordinatorArgs) -> anyhow::Result<i32> {
         doc.isv_svn = e.isv_svn();
         doc.simulated = e.is_simulation();
         doc.tcb_status = e.tcb.as_ref().map(|t| t.status.to_string());
+        if let Some(reason) = development_signer(e.mrsigner(), &policy) {
+            match reason {
+                Ok(note) => doc.notes.push(note),
+                Err(refusal) => {
+                    doc.accepted = false;
+                    doc.reasons.push(refusal);
+                }
+            }
+        }
         let expected = sha2::Sha256::new()
             .chain_update(&root)
             .chain_update(nonce)
@@ -236,4 +278,29 @@ fn coordinator(ctx: Ctx, a: VerifyCoordinatorArgs) -> anyhow::Result<i32> {
         )
     })?;
     Ok(if doc.accepted { exit::OK } else { exit::REFUSED })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_development_signature_passes_only_simulation_or_an_explicit_pin() {
+        let dev_bytes = *arca_enclave::DEV_COORDINATOR_MRSIGNER.as_bytes();
+        let dev = Some(dev_bytes);
+        let production = arca_attest::Policy::default();
+        assert!(development_signer(Some([7; 32]), &production).is_none());
+        let refused = development_signer(dev, &production).unwrap().unwrap_err();
+        assert!(refused.contains("development key"), "{refused}");
+        let pinned = arca_attest::Policy {
+            mrsigner: Some(arca_attest::HexBytes(dev_bytes)),
+            ..arca_attest::Policy::default()
+        };
+        assert!(development_signer(dev, &pinned).unwrap().is_ok());
+        let simulation = arca_attest::Policy {
+            allow_simulation: true,
+            ..arca_attest::Policy::default()
+        };
+        assert!(development_signer(dev, &simulation).unwrap().is_ok());
+    }
 }

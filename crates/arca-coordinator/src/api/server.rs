@@ -10,13 +10,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arca_attest::{PeerCertVerifier, PeerCheck};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::PublicKeyData as _;
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
@@ -24,8 +24,8 @@ use crate::api::client::{app, ApiState, ClientCert};
 use crate::api::mesh::MeshService;
 use crate::attestation::{Attester, MarbleVerifier};
 use crate::crypto::{generate_pkcs8, rcgen_key, sha256, KeyAlg};
-use crate::pki::issue_server_cert;
-use crate::{Coordinator, Error};
+use crate::pki::{issue_server_cert, self_issued_server_cert};
+use crate::{Coordinator, Error, Status};
 
 /// Where the coordinator listens (contract 10: mesh 2001, client 4433, metrics 9090).
 #[derive(Clone, Debug)]
@@ -58,8 +58,12 @@ pub type EvidenceFn =
 
 /// The TLS server certificate and key, with evidence.
 pub struct ServerIdentity {
-    /// Certificate chain: server certificate, intermediate CA.
+    /// Certificate chain: server certificate, intermediate CA (just the self-issued certificate when
+    /// [`ServerIdentity::temporary`]).
     pub chain: Vec<Vec<u8>>,
+    /// True for the self-issued certificate of recovery mode: it chains to nothing, clients trust it only
+    /// through its RA-TLS evidence.
+    pub temporary: bool,
     key: PrivatePkcs8KeyDer<'static>,
 }
 
@@ -79,97 +83,194 @@ impl ServerIdentity {
         let cert = issue_server_cert(&intermediate, &key, names, ext, time::OffsetDateTime::now_utc())?;
         Ok(ServerIdentity {
             chain: vec![cert, intermediate.cert_der.clone()],
+            temporary: false,
             key: PrivatePkcs8KeyDer::from(pkcs8.to_vec()),
         })
     }
 
-    /// The rustls server configuration (h2 and http/1.1, optional client certificates).
-    pub fn tls_config(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+    /// A temporary self-issued server certificate with evidence, for recovery mode: the CA keys are sealed
+    /// in the state that cannot be opened yet, so nothing can issue a certificate that chains to the root
+    /// (MarbleRun does the same). Clients verify it by its RA-TLS evidence alone.
+    pub fn self_issued(
+        attester: &dyn Attester,
+        evidence: &EvidenceFn,
+        names: &[String],
+    ) -> Result<ServerIdentity, Error> {
+        let pkcs8 = generate_pkcs8(KeyAlg::P256)?;
+        let key = rcgen_key(KeyAlg::P256, &pkcs8)?;
+        let spki = key.subject_public_key_info();
+        let ext = evidence(&spki, attester)?;
+        let cert = self_issued_server_cert(&key, names, ext, time::OffsetDateTime::now_utc())?;
+        Ok(ServerIdentity {
+            chain: vec![cert],
+            temporary: true,
+            key: PrivatePkcs8KeyDer::from(pkcs8.to_vec()),
+        })
+    }
+
+    /// The certificate the coordinator serves in its current state: issued by the intermediate CA, or
+    /// self-issued in recovery mode.
+    pub fn for_state(
+        coordinator: &Coordinator,
+        attester: &dyn Attester,
+        evidence: &EvidenceFn,
+        names: &[String],
+    ) -> Result<ServerIdentity, Error> {
+        if coordinator.status() == Status::Recovery {
+            ServerIdentity::self_issued(attester, evidence, names)
+        } else {
+            ServerIdentity::issue(coordinator, attester, evidence, names)
+        }
+    }
+
+    fn certified_key(&self) -> Result<Arc<CertifiedKey>, Error> {
+        let provider = rustls::crypto::ring::default_provider();
+        let key = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(self.key.clone_key()))
             .map_err(|e| Error::Server {
-                step: "configuring TLS",
-                detail: e.to_string(),
-            })?
-            .with_client_cert_verifier(Arc::new(AnyClientCert { provider }))
-            .with_single_cert(
-                self.chain
-                    .iter()
-                    .map(|c| CertificateDer::from(c.clone()))
-                    .collect(),
-                PrivateKeyDer::Pkcs8(self.key.clone_key()),
-            )
-            .map_err(|e| Error::Server {
-                step: "loading the server certificate",
+                step: "loading the server key",
                 detail: e.to_string(),
             })?;
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(cfg))
+        let chain = self
+            .chain
+            .iter()
+            .map(|c| CertificateDer::from(c.clone()))
+            .collect();
+        Ok(Arc::new(CertifiedKey::new(chain, key)))
+    }
+
+    /// The rustls server configuration (h2 and http/1.1, optional client certificates), always presenting
+    /// this certificate.
+    pub fn tls_config(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
+        tls_config_with(Arc::new(FixedCert(self.certified_key()?)))
+    }
+}
+
+fn tls_config_with(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<rustls::ServerConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Server {
+            step: "configuring TLS",
+            detail: e.to_string(),
+        })?
+        .with_client_cert_verifier(Arc::new(PeerCertVerifier::optional(AnyClientCert)))
+        .with_cert_resolver(resolver);
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+#[derive(Debug)]
+struct FixedCert(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for FixedCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// The server certificate of a running coordinator: the temporary self-issued one while in recovery mode,
+/// replaced by one issued under the (recovered) intermediate CA at the first handshake after recovery, so
+/// clients that saved the root trust the coordinator again without a restart.
+pub struct ServerCerts {
+    coordinator: Coordinator,
+    attester: Arc<dyn Attester>,
+    evidence: Arc<EvidenceFn>,
+    names: Vec<String>,
+    current: std::sync::RwLock<(Arc<CertifiedKey>, bool)>,
+    reissue: std::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for ServerCerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCerts")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerCerts {
+    /// Issues the certificate for the coordinator's current state ([`ServerIdentity::for_state`]).
+    pub fn new(
+        coordinator: Coordinator,
+        attester: Arc<dyn Attester>,
+        evidence: Arc<EvidenceFn>,
+        names: Vec<String>,
+    ) -> Result<Arc<ServerCerts>, Error> {
+        let id = ServerIdentity::for_state(&coordinator, attester.as_ref(), evidence.as_ref(), &names)?;
+        Ok(Arc::new(ServerCerts {
+            current: std::sync::RwLock::new((id.certified_key()?, id.temporary)),
+            reissue: std::sync::Mutex::new(()),
+            coordinator,
+            attester,
+            evidence,
+            names,
+        }))
+    }
+
+    /// True while the served certificate is the temporary one of recovery mode.
+    pub fn is_temporary(&self) -> bool {
+        self.current.read().map(|c| c.1).unwrap_or(true)
+    }
+
+    /// The certificate to present now (replacing the temporary one once recovery is complete).
+    fn get(&self) -> Option<Arc<CertifiedKey>> {
+        let (key, temporary) = self.current.read().ok()?.clone();
+        if !temporary || self.coordinator.status() == Status::Recovery {
+            return Some(key);
+        }
+        let _one = self.reissue.lock().ok()?;
+        if let Ok(cur) = self.current.read() {
+            if !cur.1 {
+                return Some(cur.0.clone());
+            }
+        }
+        match ServerIdentity::issue(
+            &self.coordinator,
+            self.attester.as_ref(),
+            self.evidence.as_ref(),
+            &self.names,
+        )
+        .and_then(|id| id.certified_key())
+        {
+            Ok(k) => {
+                if let Ok(mut cur) = self.current.write() {
+                    *cur = (k.clone(), false);
+                }
+                tracing::info!("recovered: serving a certificate issued by the intermediate CA again");
+                Some(k)
+            }
+            Err(e) => {
+                tracing::error!("re-issuing the server certificate after recovery: {e}");
+                Some(key)
+            }
+        }
+    }
+
+    /// The rustls server configuration presenting the current certificate.
+    pub fn tls_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, Error> {
+        tls_config_with(Arc::new(Resolver(self.clone())))
+    }
+}
+
+#[derive(Debug)]
+struct Resolver(Arc<ServerCerts>);
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.get()
     }
 }
 
 /// Accepts any client certificate at the TLS layer (the handshake signature is still verified, proving
 /// possession of its key); authorisation happens per request.
 #[derive(Debug)]
-struct AnyClientCert {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
+struct AnyClientCert;
 
-impl ClientCertVerifier for AnyClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+impl PeerCheck for AnyClientCert {
+    fn check(&self, _end_entity: &CertificateDer<'_>, _now: UnixTime) -> Result<(), rustls::Error> {
+        Ok(())
     }
 }
 
@@ -277,10 +378,10 @@ pub async fn serve(
     coordinator: Coordinator,
     attester: Arc<dyn Attester>,
     verifier: Arc<dyn MarbleVerifier>,
-    identity: &ServerIdentity,
+    certs: &Arc<ServerCerts>,
     listeners: Listeners,
 ) -> Result<(), Error> {
-    let tls = identity.tls_config()?;
+    let tls = certs.tls_config()?;
     let client = app(ApiState {
         coordinator: coordinator.clone(),
         attester,
