@@ -9,7 +9,10 @@
 # every layer byte is compressed once by the converter and once by the baseline.
 #
 # Usage: scripts/bench-convert.sh [WORKDIR]   (needs ~6 GiB free; prints a Markdown table)
-# Measures, does not assert. Record the output with `uptime` in BENCHMARKS.md.
+# Measures, does not assert. Record the output with `uptime` in BENCHMARKS.md. Every step records its wall time
+# and its CPU time (user + sys of the command and its children, GNU time): on a machine shared with other work,
+# wall times mostly measure the wait for a core, CPU times the work done. ARCA_BENCH_SKOPEO=0 skips the
+# skopeo reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK="${1:-$(mktemp -d /var/tmp/arca-bench.XXXXXX)}"
@@ -26,13 +29,15 @@ if [ -z "$ARCA" ]; then
 fi
 CODECS="${ARCA_BENCH_CODECS:-zstd gzip}"
 
-t() { # t NAME CMD... : wall seconds of CMD
+t() { # t NAME CMD... : wall seconds and CPU seconds (user + sys) of CMD
   local name="$1"; shift
-  local s e
+  local s e cpu
   s=$(date +%s.%N)
-  "$@" >/dev/null 2>"$WORK/$name.err" || { echo "bench: $name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
+  /usr/bin/time -f '%U %S' -o "$WORK/$name.cpu" "$@" >/dev/null 2>"$WORK/$name.err" ||
+    { echo "bench: $name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
   e=$(date +%s.%N)
-  printf '%s %.2f\n' "$name" "$(echo "$e - $s" | bc)" | tee -a "$WORK/times.txt" >&2
+  cpu=$(awk '{ print $1 + $2 }' "$WORK/$name.cpu")
+  printf '%s %.2f %.2f\n' "$name" "$(echo "$e - $s" | bc)" "$cpu" | tee -a "$WORK/times.txt" >&2
 }
 
 if [ ! -f "$WORK/image.tar" ]; then
@@ -72,10 +77,11 @@ uptime | tee "$WORK/uptime.txt" >&2
 # Baseline pieces shared by every codec.
 LAYER=$(tar -tf "$WORK/image.tar" | grep -E '^[0-9a-f]{64}\.tar$' | head -1)
 tar -C "$WORK" -xf "$WORK/image.tar" "$LAYER"
-hash_files() { find "$ROOT" -type f -print0 | xargs -0 -n 256 openssl dgst -sha256 >/dev/null; }
-t hash hash_files
-t skopeo sh -c "rm -rf '$WORK/skopeo' && skopeo copy -q docker-archive:$WORK/image.tar oci:$WORK/skopeo:x"
-rm -rf "$WORK/skopeo"
+t hash sh -c "find '$ROOT' -type f -print0 | xargs -0 -n 256 openssl dgst -sha256 >/dev/null"
+if [ "${ARCA_BENCH_SKOPEO:-1}" != 0 ]; then
+  t skopeo sh -c "rm -rf '$WORK/skopeo' && skopeo copy -q docker-archive:$WORK/image.tar oci:$WORK/skopeo:x"
+  rm -rf "$WORK/skopeo"
+fi
 
 conv() { # conv NAME ARGS...
   local name="$1"; shift
@@ -119,11 +125,14 @@ uptime | tee "$WORK/uptime-end.txt" >&2
 
 python3 - "$WORK/times.txt" "$FILES_BYTES" "$(cat "$WORK/uptime.txt")" "$(cat "$WORK/uptime-end.txt")" <<'PY'
 import sys
-t = {k: float(v) for k, v in (l.split() for l in open(sys.argv[1]))}
+rows = [l.split() for l in open(sys.argv[1])]
+t = {r[0]: float(r[1]) for r in rows}
+cpu = {r[0]: float(r[2]) for r in rows if len(r) > 2}
 gib = int(sys.argv[2]) / 2**30
 print(f"Image: {gib:.2f} GiB of files; load at start: {sys.argv[3].strip()}; at end: {sys.argv[4].strip()}\n")
-print("| case | arca convert (s) | baseline: openssl dgst + codec CLI (s) | ratio |")
-print("|---|---|---|---|")
+print("| case | arca convert wall (s) | baseline wall: openssl dgst + codec CLI (s) | wall ratio "
+      "| arca CPU (s) | baseline CPU (s) | CPU ratio |")
+print("|---|---|---|---|---|---|---|")
 for codec, n in (("gzip", "gz"), ("zstd", "zst")):
     if f"{n}-j1" not in t:
         continue
@@ -132,7 +141,13 @@ for codec, n in (("gzip", "gz"), ("zstd", "zst")):
         for j in (1, 2):
             key = f"{n}{enc}-j{j}"
             base = t["hash"] + t[f"{codec}-{j}{suffix}"]
+            cpus = ""
+            if key in cpu:
+                cbase = cpu["hash"] + cpu[f"{codec}-{j}{suffix}"]
+                cpus = f" {cpu[key]:.2f} | {cbase:.2f} | {cpu[key] / cbase:.2f}x |"
             print(f"| {codec}{what}, {j} thread{'s' if j > 1 else ''} | {t[key]:.2f} | {base:.2f} "
-                  f"(hash {t['hash']:.2f} + {tools[j - 1]} {t[f'{codec}-{j}{suffix}']:.2f}) | {t[key] / base:.2f}x |")
-print(f"\nI/O reference: skopeo copy docker-archive -> oci (recompresses with gzip, its default) {t['skopeo']:.2f} s.")
+                  f"(hash {t['hash']:.2f} + {tools[j - 1]} {t[f'{codec}-{j}{suffix}']:.2f}) | {t[key] / base:.2f}x |"
+                  + cpus)
+if "skopeo" in t:
+    print(f"\nI/O reference: skopeo copy docker-archive -> oci (recompresses with gzip, its default) {t['skopeo']:.2f} s.")
 PY

@@ -76,9 +76,8 @@ pub use quote::{
     INTEL_QE_VENDOR_ID,
 };
 pub use ratls::{
-    client_config, dice_evidence_extension, server_config, CollateralSource, RaTlsCertificate,
-    RaTlsClientVerifier, RaTlsEvidence, RaTlsFormat, RaTlsIdentity, RaTlsOptions, RaTlsServerVerifier,
-    RaTlsVerifier,
+    client_config, dice_evidence_extension, server_config, CollateralSource, PeerCertVerifier, PeerCheck,
+    RaTlsCertificate, RaTlsEvidence, RaTlsFormat, RaTlsIdentity, RaTlsOptions, RaTlsVerifier,
 };
 pub use sim::{sim_qe_mrsigner, Quoter, SimPki, SimPkiOptions, SimQuoter, SIM_FMSPC};
 pub use tcb::TcbStatus;

@@ -486,11 +486,47 @@ fn algorithms() -> &'static rustls::crypto::WebPkiSupportedAlgorithms {
     ALGS.get_or_init(|| rustls::crypto::ring::default_provider().signature_verification_algorithms)
 }
 
-/// A rustls server-certificate verifier (used by clients) that accepts an attested server.
-#[derive(Debug)]
-pub struct RaTlsServerVerifier(pub Arc<RaTlsVerifier>);
+/// The decision a TLS endpoint makes about its peer's certificate; [`PeerCertVerifier`] makes it a rustls
+/// verifier.
+pub trait PeerCheck: std::fmt::Debug + Send + Sync {
+    /// Accepts or refuses the peer's end-entity certificate at `now`.
+    fn check(&self, end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error>;
+}
 
-impl ServerCertVerifier for RaTlsServerVerifier {
+impl PeerCheck for Arc<RaTlsVerifier> {
+    fn check(&self, end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
+        RaTlsVerifier::check(self, end_entity, now)
+    }
+}
+
+/// A rustls server- and client-certificate verifier around one [`PeerCheck`]. The handshake signature is always
+/// verified (with ring's algorithms), so the peer proves it holds the certificate's key whatever the check says.
+#[derive(Debug)]
+pub struct PeerCertVerifier<C> {
+    check: C,
+    client_auth_mandatory: bool,
+}
+
+impl<C: PeerCheck> PeerCertVerifier<C> {
+    /// A verifier that requires a peer certificate passing `check` (for clients: every server has one).
+    pub fn new(check: C) -> Self {
+        Self {
+            check,
+            client_auth_mandatory: true,
+        }
+    }
+
+    /// A server-side verifier that asks for a client certificate but lets clients without one connect (the
+    /// server then authorises per request).
+    pub fn optional(check: C) -> Self {
+        Self {
+            check,
+            client_auth_mandatory: false,
+        }
+    }
+}
+
+impl<C: PeerCheck> ServerCertVerifier for PeerCertVerifier<C> {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -499,7 +535,7 @@ impl ServerCertVerifier for RaTlsServerVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.0
+        self.check
             .check(end_entity, now)
             .map(|_| ServerCertVerified::assertion())
     }
@@ -527,11 +563,11 @@ impl ServerCertVerifier for RaTlsServerVerifier {
     }
 }
 
-/// A rustls client-certificate verifier (used by servers) that requires an attested client.
-#[derive(Debug)]
-pub struct RaTlsClientVerifier(pub Arc<RaTlsVerifier>);
+impl<C: PeerCheck> ClientCertVerifier for PeerCertVerifier<C> {
+    fn client_auth_mandatory(&self) -> bool {
+        self.client_auth_mandatory
+    }
 
-impl ClientCertVerifier for RaTlsClientVerifier {
     fn root_hint_subjects(&self) -> &[TlsName] {
         &[]
     }
@@ -542,7 +578,7 @@ impl ClientCertVerifier for RaTlsClientVerifier {
         _intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.0
+        self.check
             .check(end_entity, now)
             .map(|_| ClientCertVerified::assertion())
     }
@@ -553,7 +589,7 @@ impl ClientCertVerifier for RaTlsClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms())
+        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -562,11 +598,11 @@ impl ClientCertVerifier for RaTlsClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms())
+        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        algorithms().supported_schemes()
+        ServerCertVerifier::supported_verify_schemes(self)
     }
 }
 
@@ -581,7 +617,7 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::crypto("configure TLS", e))?;
     let builder = match clients {
-        Some(v) => builder.with_client_cert_verifier(Arc::new(RaTlsClientVerifier(v))),
+        Some(v) => builder.with_client_cert_verifier(Arc::new(PeerCertVerifier::new(v))),
         None => builder.with_no_client_auth(),
     };
     let (certs, key) = identity.rustls_parts();
@@ -601,7 +637,7 @@ pub fn client_config(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::crypto("configure TLS", e))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(RaTlsServerVerifier(server)));
+        .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(server)));
     match identity {
         Some(id) => {
             let (certs, key) = id.rustls_parts();

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arca_attest::{
-    CollateralSource, Policy, Quoter, RaTlsIdentity, RaTlsOptions, RaTlsServerVerifier, RaTlsVerifier,
+    CollateralSource, PeerCertVerifier, Policy, Quoter, RaTlsIdentity, RaTlsOptions, RaTlsVerifier,
     ReportBody, SimPki, SimPkiOptions, SimQuoter, Verifier,
 };
 use arca_coordinator::{
@@ -310,7 +310,7 @@ async fn activate_tls(mesh: &str, server: &Arc<RaTlsVerifier>, l: Launcher) {
             .with_safe_default_protocol_versions()
             .unwrap()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(RaTlsServerVerifier(server.clone())))
+            .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(server.clone())))
             .with_client_auth_cert(l.chain, l.key)
             .unwrap();
     cfg.alpn_protocols = vec![b"h2".to_vec()];

@@ -8,12 +8,11 @@
 
 use std::sync::Arc;
 
+use arca_attest::{PeerCertVerifier, PeerCheck};
 use arca_protocol::api::JSend;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -58,7 +57,7 @@ impl Client {
             })
             .ok_or_else(|| Error::BadRequest(format!("{addr:?} is not HOST:PORT")))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| cerr("configuring TLS")(e.to_string()))?;
         let builder = match trust {
@@ -71,10 +70,10 @@ impl Client {
             }
             Trust::VerifiedByQuote => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(QuoteChecksIt { provider })),
+                .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(QuoteChecksIt))),
             Trust::Attested(v) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(arca_attest::RaTlsServerVerifier(v))),
+                .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(v))),
         };
         let mut cfg = match user {
             Some((chain, key)) => builder
@@ -169,53 +168,10 @@ impl Client {
 
 /// Accepts any server certificate: the caller verifies the quote the server returns instead.
 #[derive(Debug)]
-struct QuoteChecksIt {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
+struct QuoteChecksIt;
 
-impl ServerCertVerifier for QuoteChecksIt {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+impl PeerCheck for QuoteChecksIt {
+    fn check(&self, _end_entity: &CertificateDer<'_>, _now: UnixTime) -> Result<(), rustls::Error> {
+        Ok(())
     }
 }

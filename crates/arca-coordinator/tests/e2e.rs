@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arca_attest::{
-    CollateralSource, Evidence, Policy, Quoter, RaTlsIdentity, RaTlsOptions, RaTlsServerVerifier,
-    RaTlsVerifier, ReportBody, SimPki, SimPkiOptions, SimQuoter, Verifier,
+    CollateralSource, Evidence, PeerCertVerifier, Policy, Quoter, RaTlsIdentity, RaTlsOptions, RaTlsVerifier,
+    ReportBody, SimPki, SimPkiOptions, SimQuoter, Verifier,
 };
 use arca_coordinator::client::{Client, Trust};
 use arca_coordinator::{
@@ -116,7 +116,7 @@ async fn mesh_client(
             .with_safe_default_protocol_versions()
             .unwrap()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(RaTlsServerVerifier(coordinator_policy(&d.pki))))
+            .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(coordinator_policy(&d.pki))))
             .with_client_auth_cert(chain, key)
             .unwrap();
     cfg.alpn_protocols = vec![b"h2".to_vec()];

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A file-system operation failed.
-    #[error("{step}: {}: {source}", path.display())]
+    #[error("{step}: {}", path.display())]
     Io {
         /// What was being done.
         step: &'static str,
@@ -22,7 +22,7 @@ pub enum Error {
         source: io::Error,
     },
     /// Reading or writing a stream (a blob, a layer, a network body) failed.
-    #[error("{step}: {what}: {source}")]
+    #[error("{step}: {what}")]
     Stream {
         /// What was being done.
         step: &'static str,
@@ -41,7 +41,7 @@ pub enum Error {
         reason: String,
     },
     /// A JSON document of the image (manifest, index, config) is malformed.
-    #[error("{step}: invalid JSON in {what}: {source}")]
+    #[error("{step}: invalid JSON in {what}")]
     Json {
         /// What was being done.
         step: &'static str,
@@ -113,7 +113,7 @@ pub enum Error {
         reason: String,
     },
     /// The enclave manifest, layout or identity could not be built.
-    #[error("enclave identity: {0}")]
+    #[error("enclave identity")]
     Enclave(#[from] arca_enclave::Error),
 }
 

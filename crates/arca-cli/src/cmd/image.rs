@@ -33,7 +33,7 @@ Examples:
       --launcher ./arca-launcher --sign-key signing.pem \\
       --encrypt /data --pf-key-out pf.key --allow-env LOG_LEVEL
   arca convert oci:app oci:out:app --launcher ./arca-launcher --sign-key signing.pem --output json
-  arca convert docker://127.0.0.1:5000/multi:1 oci:out:arm --platform linux/arm64 \
+  arca convert docker://127.0.0.1:5000/multi:1 oci:out:arm --platform linux/arm64 \\
       --launcher ./arca-launcher --sign-key signing.pem --compression zstd -j 2
 
 Without --coordinator-policy the image pins the DEVELOPMENT coordinator (public key in the repository):

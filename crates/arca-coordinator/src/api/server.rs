@@ -10,15 +10,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arca_attest::{PeerCertVerifier, PeerCheck};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::PublicKeyData as _;
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
@@ -151,13 +149,13 @@ impl ServerIdentity {
 
 fn tls_config_with(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<rustls::ServerConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider.clone())
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Server {
             step: "configuring TLS",
             detail: e.to_string(),
         })?
-        .with_client_cert_verifier(Arc::new(AnyClientCert { provider }))
+        .with_client_cert_verifier(Arc::new(PeerCertVerifier::optional(AnyClientCert)))
         .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
@@ -268,64 +266,11 @@ impl ResolvesServerCert for Resolver {
 /// Accepts any client certificate at the TLS layer (the handshake signature is still verified, proving
 /// possession of its key); authorisation happens per request.
 #[derive(Debug)]
-struct AnyClientCert {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
+struct AnyClientCert;
 
-impl ClientCertVerifier for AnyClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+impl PeerCheck for AnyClientCert {
+    fn check(&self, _end_entity: &CertificateDer<'_>, _now: UnixTime) -> Result<(), rustls::Error> {
+        Ok(())
     }
 }
 
