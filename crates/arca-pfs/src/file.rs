@@ -126,6 +126,12 @@ pub struct ProtectedFile<S: Storage> {
     md_dirty: bool,
     root_mac: [u8; KEY_SIZE],
     disk_data: u64,
+    /// Data nodes at or past `disk_data` already encrypted and written to storage by a whole-node append
+    /// (beyond what the last committed metadata references, so writing them early is crash-safe); their
+    /// entries are in the cached (dirty) MHT nodes and the next flush commits them.
+    appended: BTreeSet<u64>,
+    /// Reused buffer in which appended nodes are encrypted.
+    ct_buf: Vec<u8>,
     disk_mht: u64,
     disk_len: u64,
     data: HashMap<u64, Node>,
@@ -134,15 +140,12 @@ pub struct ProtectedFile<S: Storage> {
     cache_nodes: usize,
     rand_pool: Zeroizing<Vec<u8>>,
     flush_hook: Option<FlushHook>,
-    /// The data node loaded last (to detect sequential reads, which read ahead).
-    last_loaded: Option<u64>,
-    /// Ciphertext buffer reused by read-ahead.
-    run_buf: Vec<u8>,
 }
 
-/// Data nodes read (and decrypted) at once when reads are sequential: at most one MHT node's 96 children,
-/// which are contiguous on storage.
-const READ_AHEAD_NODES: u64 = 32;
+/// MHT nodes kept in memory per data node of the cache budget: an MHT node covers 384 KiB of data, so the
+/// default budget (1024 data nodes, 4096 MHT nodes) keeps the whole tree of a 1.5 GiB file (16 MiB) and
+/// random reads do not re-read and re-decrypt the tree.
+const MHT_CACHE_FACTOR: usize = 4;
 
 /// What a flush is about to commit, given to a [`FlushHook`] before any node of the flush is written.
 #[derive(Debug)]
@@ -228,6 +231,8 @@ impl<S: Storage> ProtectedFile<S> {
             md_dirty: false,
             root_mac: [0; KEY_SIZE],
             disk_data: 0,
+            appended: BTreeSet::new(),
+            ct_buf: Vec::new(),
             disk_mht: 0,
             disk_len: 0,
             data: HashMap::new(),
@@ -236,8 +241,6 @@ impl<S: Storage> ProtectedFile<S> {
             cache_nodes: options.cache_nodes.max(8),
             rand_pool: Zeroizing::new(Vec::new()),
             flush_hook: None,
-            last_loaded: None,
-            run_buf: Vec::new(),
         }
     }
 
@@ -384,7 +387,10 @@ impl<S: Storage> ProtectedFile<S> {
 
     /// True when changes are waiting for a flush.
     pub fn is_dirty(&self) -> bool {
-        self.md_dirty || self.data.values().any(|n| n.dirty) || self.mht.values().any(|n| n.dirty)
+        self.md_dirty
+            || !self.appended.is_empty()
+            || self.data.values().any(|n| n.dirty)
+            || self.mht.values().any(|n| n.dirty)
     }
 
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at or past the end).
@@ -406,8 +412,22 @@ impl<S: Storage> ProtectedFile<S> {
             let d = (pos - MD_DATA_SIZE as u64) / NODE_SIZE as u64;
             let at = ((pos - MD_DATA_SIZE as u64) % NODE_SIZE as u64) as usize;
             let take = (NODE_SIZE - at).min(n - done);
+            if take == NODE_SIZE && self.stored(d) && !self.data.contains_key(&d) {
+                // Whole nodes that are on storage and not cached (hence clean): read the ciphertext straight
+                // into the caller's buffer and decrypt it there, without caching (no copy, no eviction).
+                done += self.read_direct(d, &mut buf[done..n])?;
+                continue;
+            }
             self.make_room()?;
-            self.load_data(d)?;
+            let rest = n - done - take;
+            if rest > 0 && rest < NODE_SIZE && self.uncached_on_storage(d) && self.uncached_on_storage(d + 1)
+            {
+                // A small read across two nodes (a 4 KiB read at a 4 KiB offset always is one): both nodes
+                // with one storage read.
+                self.load_pair(d)?;
+            } else {
+                self.load_data(d)?;
+            }
             let clock = self.tick();
             if let Some(node) = self.data.get_mut(&d) {
                 node.used = clock;
@@ -443,6 +463,17 @@ impl<S: Storage> ProtectedFile<S> {
             let at = ((pos - MD_DATA_SIZE as u64) % NODE_SIZE as u64) as usize;
             let take = (NODE_SIZE - at).min(data.len() - done);
             self.make_room()?;
+            if take == NODE_SIZE && d >= self.disk_data && !self.data.contains_key(&d) {
+                // Whole nodes past the committed end: encrypt them from `data` and write them now (no
+                // plaintext copy in the cache; only their MHT entries wait for the flush).
+                done += self.append_direct(d, &data[done..])?;
+                let reached = offset + done as u64;
+                if reached > self.size {
+                    self.size = reached;
+                    self.md_dirty = true;
+                }
+                continue;
+            }
             if take == NODE_SIZE && !self.data.contains_key(&d) {
                 // A whole-node overwrite needs no decryption of the old node; the parent must still be loaded
                 // for the flush, which loads it then.
@@ -508,6 +539,7 @@ impl<S: Storage> ProtectedFile<S> {
             }
         }
         self.disk_data = self.disk_data.min(keep);
+        self.appended.retain(|&d| d < keep);
         self.disk_mht = self.disk_mht.min(mht_nodes(keep));
         self.size = len;
         self.md_dirty = true;
@@ -600,21 +632,10 @@ impl<S: Storage> ProtectedFile<S> {
         if self.data.contains_key(&d) {
             return Ok(());
         }
-        let sequential = d > 0 && self.last_loaded == Some(d - 1);
-        self.last_loaded = Some(d);
-        if sequential && d < self.disk_data {
-            return self.load_data_run(d);
-        }
         let clock = self.tick();
         let mut node = Node::zero(clock);
-        if d < self.disk_data {
-            let (p, idx) = data_parent(d);
-            self.load_mht(p)?;
-            let entry = self
-                .mht
-                .get(&p)
-                .map(|n| Entry::read(&n.buf[..], idx))
-                .unwrap_or_default();
+        if self.stored(d) {
+            let entry = self.data_entry(d)?;
             self.read_node(data_physical(d), &entry, &mut node.buf, NodeKind::Data, d)?;
         } else {
             node.dirty = true;
@@ -623,61 +644,172 @@ impl<S: Storage> ProtectedFile<S> {
         Ok(())
     }
 
-    /// Loads data node `d` and the following nodes of the same MHT node (up to [`READ_AHEAD_NODES`]) that
-    /// are on storage and not cached, with one read. A read-ahead node that fails authentication is not cached:
-    /// the error is reported when (and if) that node is read.
-    fn load_data_run(&mut self, d: u64) -> Result<(), Error> {
+    /// True when data node `d` has ciphertext on storage: committed, or appended since the last flush.
+    fn stored(&self, d: u64) -> bool {
+        d < self.disk_data || self.appended.contains(&d)
+    }
+
+    /// Encrypts data node `d` (at or past `disk_data`, not cached) and the following whole nodes of `data`
+    /// that are children of the same MHT node (hence physically contiguous) and not cached, writes them with
+    /// one storage write and records their entries in the (dirty) MHT node. Returns the bytes consumed (a
+    /// multiple of the node size, at least one node).
+    fn append_direct(&mut self, d: u64, data: &[u8]) -> Result<usize, Error> {
         let (p, _) = data_parent(d);
-        let limit = ((p + 1) * DATA_PER_MHT)
-            .min(self.disk_data)
-            .min(d + READ_AHEAD_NODES);
+        let limit = ((p + 1) * DATA_PER_MHT).min(d + (data.len() / NODE_SIZE) as u64);
         let mut end = d + 1;
         while end < limit && !self.data.contains_key(&end) {
             end += 1;
         }
         self.load_mht(p)?;
         let count = (end - d) as usize;
-        let mut raw = std::mem::take(&mut self.run_buf);
-        raw.resize(count * NODE_SIZE, 0);
+        let mut keys = Vec::with_capacity(count);
+        for (i, plain) in data[..count * NODE_SIZE].chunks_exact(NODE_SIZE).enumerate() {
+            keys.push(self.new_key(data_physical(d + i as u64), plain)?);
+        }
+        let mut ct = std::mem::take(&mut self.ct_buf);
+        ct.clear();
+        ct.extend_from_slice(&data[..count * NODE_SIZE]);
+        let mut entries = Vec::with_capacity(count);
+        for (chunk, key) in ct.chunks_exact_mut(NODE_SIZE).zip(&keys) {
+            let tag = crypto::gcm_seal(key, chunk);
+            entries.push(Entry {
+                key: *key.as_bytes(),
+                tag,
+            });
+        }
+        drop(keys);
         let physical = data_physical(d);
         let name = self.name();
-        let read = self.st().read_at(physical * NODE_SIZE as u64, &mut raw);
+        let written = self.st().write_at(physical * NODE_SIZE as u64, &ct);
+        self.ct_buf = ct;
+        written.map_err(|e| {
+            Error::io(
+                format!("writing data nodes {d}..{end} (physical {physical})"),
+                &name,
+                e,
+            )
+        })?;
+        let clock = self.tick();
+        if let Some(n) = self.mht.get_mut(&p) {
+            for (i, entry) in entries.iter().enumerate() {
+                entry.write(&mut n.buf[..], data_parent(d + i as u64).1);
+            }
+            n.dirty = true;
+            n.used = clock;
+        }
+        self.appended.extend(d..end);
+        Ok(count * NODE_SIZE)
+    }
+
+    fn uncached_on_storage(&self, d: u64) -> bool {
+        self.stored(d) && !self.data.contains_key(&d)
+    }
+
+    /// Loads data nodes `d` and `d + 1` (both on storage and uncached) into the cache; with one storage read
+    /// when they are physically adjacent (children of the same MHT node).
+    fn load_pair(&mut self, d: u64) -> Result<(), Error> {
+        if data_parent(d).0 != data_parent(d + 1).0 {
+            self.load_data(d)?;
+            return self.load_data(d + 1);
+        }
+        let entries = [self.data_entry(d)?, self.data_entry(d + 1)?];
+        let physical = data_physical(d);
+        let name = self.name();
+        let mut ct = std::mem::take(&mut self.ct_buf);
+        ct.resize(2 * NODE_SIZE, 0);
+        let read = self.st().read_at(physical * NODE_SIZE as u64, &mut ct);
         if let Err(e) = read {
-            self.run_buf = raw;
+            self.ct_buf = ct;
             return Err(Error::io(
-                format!("reading data nodes {d}..{end} (physical {physical})"),
+                format!("reading data nodes {d} and {} (physical {physical})", d + 1),
                 &name,
                 e,
             ));
         }
-        for (i, ct) in raw.chunks_exact(NODE_SIZE).enumerate() {
-            let dd = d + i as u64;
-            let entry = self
-                .mht
-                .get(&p)
-                .map(|n| Entry::read(&n.buf[..], data_parent(dd).1))
-                .unwrap_or_default();
-            let clock = self.tick();
-            let mut node = Node::zero(clock);
-            node.buf.copy_from_slice(ct);
+        let mut nodes = Vec::with_capacity(2);
+        for (i, (chunk, entry)) in ct.chunks_exact(NODE_SIZE).zip(&entries).enumerate() {
+            let mut node = Node::zero(self.clock + 1);
+            node.buf.copy_from_slice(chunk);
             if !crypto::gcm_open(&Key::from_bytes(entry.key), &mut node.buf[..], &entry.tag) {
-                node.buf.fill(0);
-                if i == 0 {
-                    self.run_buf = raw;
-                    return Err(Error::NodeAuth {
-                        file: name,
-                        kind: NodeKind::Data,
-                        logical: dd,
-                        physical: physical + i as u64,
-                    });
-                }
-                break;
+                self.ct_buf = ct;
+                return Err(Error::NodeAuth {
+                    file: name,
+                    kind: NodeKind::Data,
+                    logical: d + i as u64,
+                    physical: physical + i as u64,
+                });
             }
-            self.data.insert(dd, node);
+            nodes.push(node);
         }
-        self.last_loaded = Some(end - 1);
-        self.run_buf = raw;
+        self.ct_buf = ct;
+        for (i, mut node) in nodes.into_iter().enumerate() {
+            node.used = self.tick();
+            self.data.insert(d + i as u64, node);
+        }
         Ok(())
+    }
+
+    fn data_entry(&mut self, d: u64) -> Result<Entry, Error> {
+        let (p, idx) = data_parent(d);
+        self.load_mht(p)?;
+        let clock = self.tick();
+        Ok(self
+            .mht
+            .get_mut(&p)
+            .map(|n| {
+                n.used = clock;
+                Entry::read(&n.buf[..], idx)
+            })
+            .unwrap_or_default())
+    }
+
+    /// Reads data node `d` and the following whole nodes that fit in `out` (all on storage, uncached and
+    /// children of the same MHT node, hence physically contiguous) with one read into `out`, and decrypts
+    /// them in place. Returns the bytes filled (a multiple of the node size, at least one node).
+    fn read_direct(&mut self, d: u64, out: &mut [u8]) -> Result<usize, Error> {
+        let (p, _) = data_parent(d);
+        let limit = ((p + 1) * DATA_PER_MHT).min(d + (out.len() / NODE_SIZE) as u64);
+        let mut end = d + 1;
+        while end < limit && self.stored(end) && !self.data.contains_key(&end) {
+            end += 1;
+        }
+        if self.mht.len() >= self.cache_nodes * MHT_CACHE_FACTOR {
+            self.make_room()?;
+        }
+        self.load_mht(p)?;
+        let len = (end - d) as usize * NODE_SIZE;
+        let out = &mut out[..len];
+        let physical = data_physical(d);
+        let name = self.name();
+        self.st().read_at(physical * NODE_SIZE as u64, out).map_err(|e| {
+            Error::io(
+                format!("reading data nodes {d}..{end} (physical {physical})"),
+                &name,
+                e,
+            )
+        })?;
+        let clock = self.tick();
+        let Some(parent) = self.mht.get_mut(&p) else {
+            return Err(Error::CorruptMetadata {
+                file: name,
+                reason: format!("MHT node {p} vanished from the cache"),
+            });
+        };
+        parent.used = clock;
+        for (i, node) in out.chunks_exact_mut(NODE_SIZE).enumerate() {
+            let dd = d + i as u64;
+            let entry = Entry::read(&parent.buf[..], data_parent(dd).1);
+            if !crypto::gcm_open(&Key::from_bytes(entry.key), node, &entry.tag) {
+                out.fill(0);
+                return Err(Error::NodeAuth {
+                    file: name,
+                    kind: NodeKind::Data,
+                    logical: dd,
+                    physical: physical + i as u64,
+                });
+            }
+        }
+        Ok(len)
     }
 
     fn read_node(
@@ -712,7 +844,8 @@ impl<S: Storage> ProtectedFile<S> {
     }
 
     fn make_room(&mut self) -> Result<(), Error> {
-        if self.data.len() + self.mht.len() < self.cache_nodes {
+        let mht_budget = self.cache_nodes * MHT_CACHE_FACTOR;
+        if self.data.len() < self.cache_nodes && self.mht.len() < mht_budget {
             return Ok(());
         }
         if self.data.values().any(|n| n.dirty) || self.mht.values().any(|n| n.dirty) {
@@ -725,10 +858,11 @@ impl<S: Storage> ProtectedFile<S> {
             let cut = uses[uses.len() - keep_data];
             self.data.retain(|_, n| n.used >= cut);
         }
-        if self.mht.len() > self.cache_nodes / 2 {
+        let keep_mht = mht_budget / 2;
+        if self.mht.len() > keep_mht {
             let mut uses: Vec<u64> = self.mht.values().map(|n| n.used).collect();
             uses.sort_unstable();
-            let cut = uses[uses.len() - self.cache_nodes / 4];
+            let cut = uses[uses.len() - keep_mht];
             self.mht.retain(|&l, n| l == 0 || n.used >= cut);
         }
         Ok(())
@@ -790,7 +924,7 @@ impl<S: Storage> ProtectedFile<S> {
         let n_data = data_nodes(self.size);
         let n_mht = mht_nodes(n_data);
         let holes: Vec<u64> = (self.disk_data..n_data)
-            .filter(|d| !self.data.contains_key(d))
+            .filter(|d| !self.data.contains_key(d) && !self.appended.contains(d))
             .collect();
         if !self.is_dirty() && holes.is_empty() && self.disk_len != 0 {
             return Ok(());
@@ -977,6 +1111,7 @@ impl<S: Storage> ProtectedFile<S> {
             .map_err(|e| Error::io("completing the update", &name, e))?;
         self.md_dirty = false;
         self.disk_data = n_data;
+        self.appended.clear();
         self.disk_mht = n_mht;
         self.disk_len = new_len;
         Ok(())

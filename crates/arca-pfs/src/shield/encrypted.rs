@@ -41,6 +41,9 @@ impl std::fmt::Debug for EncryptedFs {
     }
 }
 
+/// Largest read or write request the shield asks the kernel for.
+const MAX_REQUEST: u32 = 1 << 20;
+
 fn name_str(name: &OsStr) -> Result<&str, i32> {
     let n = name.to_str().ok_or(libc::EINVAL)?;
     if is_internal_name(n) {
@@ -209,8 +212,12 @@ impl EncryptedFs {
 
 impl Filesystem for EncryptedFs {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
-        let _ = config.set_max_write(1 << 20);
-        let _ = config.set_max_readahead(1 << 20);
+        // 1 MiB requests (the kernel accepts more than 32 pages per request once `max_pages` is negotiated).
+        let _ = config.set_max_write(MAX_REQUEST);
+        let _ = config.set_max_readahead(MAX_REQUEST);
+        // Not the kernel's writeback cache (`FUSE_WRITEBACK_CACHE`): with it the kernel asks for the attributes
+        // of a file before each write, and a file unlinked while open has none here, so its writes failed
+        // (EIO) — see `docs/protected-files.md`.
         Ok(())
     }
 
@@ -418,7 +425,9 @@ impl Filesystem for EncryptedFs {
         match self.open_file(ino) {
             Ok(f) => {
                 f.handles += 1;
-                reply.opened(ino, 0)
+                // The shield is the only writer of its files and every change passes through the kernel's
+                // page cache, so what the kernel has cached is current: keep it across opens.
+                reply.opened(ino, fuser::consts::FOPEN_KEEP_CACHE)
             }
             Err(e) => reply.error(e),
         }
@@ -453,7 +462,7 @@ impl Filesystem for EncryptedFs {
         self.sizes.remove(&ino);
         self.open.insert(ino, OpenFile { file, handles: 1 });
         match self.attr(ino, &rel) {
-            Ok(a) => reply.created(&TTL, &a, 0, ino, 0),
+            Ok(a) => reply.created(&TTL, &a, 0, ino, fuser::consts::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
         }
     }
