@@ -437,3 +437,131 @@ fn concurrent_readers_and_writers_see_exactly_their_data() {
     assert!(fs::read(mnt.join("shared.bin")).unwrap() == shared);
     m.unmount();
 }
+
+/// Host files of `enc` that the shield process still holds open although they were deleted.
+fn deleted_files_held(m: &Mount, enc: &Path) -> Vec<String> {
+    let enc = fs::canonicalize(enc).unwrap();
+    fs::read_dir(format!("/proc/{}/fd", m.child.id()))
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.unwrap().path()).ok())
+        .map(|p| p.display().to_string())
+        .filter(|p| p.starts_with(enc.to_str().unwrap()) && p.ends_with(" (deleted)"))
+        .collect()
+}
+
+/// Waits (the kernel sends `release` after `close` returns) until the shield holds no deleted host file.
+fn assert_no_deleted_file_held(m: &Mount, enc: &Path) {
+    let start = Instant::now();
+    loop {
+        let held = deleted_files_held(m, enc);
+        if held.is_empty() {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "still held: {held:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Through a descriptor opened before the unlink: fstat reports the right size, writes extend the file,
+/// reads see every byte, ftruncate shrinks it — as POSIX requires until the last close.
+fn exercise_orphan(f: &fs::File, mut expected: Vec<u8>) {
+    use std::os::unix::fs::FileExt;
+    assert_eq!(
+        f.metadata().unwrap().len(),
+        expected.len() as u64,
+        "fstat after unlink"
+    );
+    let more = concurrent_pattern(77, 200_000);
+    f.write_all_at(&more, expected.len() as u64).unwrap();
+    expected.extend_from_slice(&more);
+    f.write_all_at(b"patched", 10).unwrap();
+    expected[10..17].copy_from_slice(b"patched");
+    assert_eq!(
+        f.metadata().unwrap().len(),
+        expected.len() as u64,
+        "fstat after writes"
+    );
+    let mut back = vec![0u8; expected.len()];
+    f.read_exact_at(&mut back, 0).unwrap();
+    assert!(back == expected, "read back after unlink");
+    f.set_len(5000).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 5000, "fstat after ftruncate");
+    let mut back = vec![0u8; 6000];
+    assert_eq!(f.read_at(&mut back, 0).unwrap(), 5000);
+    assert!(back[..5000] == expected[..5000], "read back after ftruncate");
+    f.sync_all().unwrap();
+}
+
+/// A file unlinked, or replaced by a rename, while it is open keeps working through its descriptor (fstat,
+/// write, read, ftruncate, fsync) until the last close; then its ciphertext is gone: not in the backing
+/// directory, not held open by the shield, and the names now hold exactly what they should.
+#[test]
+fn files_unlinked_or_replaced_while_open_keep_working_until_the_last_close() {
+    if !fuse_available() {
+        return;
+    }
+    let t = setup();
+    let enc = t.path().join("enc");
+    let m = Mount::encrypted(t.path());
+    let mnt = t.path().join("mnt");
+    let open_rw = |p: &Path| {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(p)
+            .unwrap()
+    };
+
+    // Unlinked while open (written before the unlink, partly flushed by a second descriptor's close).
+    let data = concurrent_pattern(1, 300_000);
+    let f = open_rw(&mnt.join("gone"));
+    {
+        use std::io::Write;
+        (&f).write_all(&data).unwrap();
+    }
+    drop(open_rw(&mnt.join("gone")));
+    fs::remove_file(mnt.join("gone")).unwrap();
+    assert!(!enc.join("gone").exists(), "ciphertext name removed at unlink");
+    fs::write(mnt.join("gone"), b"a new file of the same name").unwrap();
+    exercise_orphan(&f, data);
+    drop(f);
+    assert_no_deleted_file_held(&m, &enc);
+
+    // Replaced by a rename while open.
+    let old = concurrent_pattern(2, 150_000);
+    fs::write(mnt.join("target"), &old).unwrap();
+    let f = open_rw(&mnt.join("target"));
+    fs::write(mnt.join("src"), b"the replacement").unwrap();
+    fs::rename(mnt.join("src"), mnt.join("target")).unwrap();
+    exercise_orphan(&f, old);
+    assert_eq!(fs::read(mnt.join("target")).unwrap(), b"the replacement");
+    drop(f);
+    assert_no_deleted_file_held(&m, &enc);
+
+    assert_eq!(
+        fs::read(mnt.join("gone")).unwrap(),
+        b"a new file of the same name"
+    );
+    assert_eq!(fs::read(mnt.join("target")).unwrap(), b"the replacement");
+    m.unmount();
+    let mut names: Vec<String> = fs::read_dir(&enc)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with(".arca-volume"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["gone", "target"],
+        "only the live files remain in the backing directory"
+    );
+    let m = Mount::encrypted(t.path());
+    assert_eq!(
+        fs::read(mnt.join("gone")).unwrap(),
+        b"a new file of the same name"
+    );
+    assert_eq!(fs::read(mnt.join("target")).unwrap(), b"the replacement");
+    m.unmount();
+}

@@ -577,6 +577,11 @@ impl<S: Storage> ProtectedFile<S> {
             .expect("the storage is present until into_storage"))
     }
 
+    /// Drops the file without flushing its pending changes (a file nobody can open again, e.g. unlinked).
+    pub fn discard(mut self) {
+        self.storage = None;
+    }
+
     /// Mutable access to the storage (e.g. to sync a directory); do not write through it.
     pub fn storage_mut(&mut self) -> &mut S {
         self.st()

@@ -1,6 +1,6 @@
 //! The read-write plaintext view of a protected directory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -28,6 +28,9 @@ pub struct EncryptedFs {
     options: Options,
     inodes: Inodes,
     open: HashMap<u64, OpenFile>,
+    /// Open files whose name is gone (unlinked, or replaced by a rename): they live on, nameless, until their
+    /// last release, served from their open host descriptor (whose host name is deleted too).
+    orphans: HashSet<u64>,
     sizes: HashMap<u64, u64>,
     /// Reused for every read reply (no per-read allocation and zeroing of up to 1 MiB).
     read_buf: Vec<u8>,
@@ -78,6 +81,7 @@ impl EncryptedFs {
             options,
             inodes: Inodes::new(),
             open: HashMap::new(),
+            orphans: HashSet::new(),
             sizes: HashMap::new(),
             read_buf: Vec::new(),
         }
@@ -107,8 +111,33 @@ impl EncryptedFs {
         Ok(s)
     }
 
-    fn attr(&mut self, ino: u64, rel: &str) -> Result<FileAttr, i32> {
-        let m = std::fs::symlink_metadata(self.host(rel)).map_err(|e| io_errno(&e))?;
+    /// The path of `ino` for messages: its name, or a placeholder for an orphan.
+    fn label(&self, ino: u64) -> String {
+        match self.inodes.path(ino) {
+            Some(p) => p.to_string(),
+            None if self.orphans.contains(&ino) => "(unlinked while open)".into(),
+            None => "?".into(),
+        }
+    }
+
+    /// The host descriptor of an orphan (a duplicate: for metadata calls on its unnamed host file).
+    fn orphan_fd(&mut self, ino: u64) -> Option<Result<std::fs::File, i32>> {
+        if !self.orphans.contains(&ino) {
+            return None;
+        }
+        let f = self.open.get_mut(&ino)?;
+        Some(f.file.storage_mut().file().try_clone().map_err(|e| io_errno(&e)))
+    }
+
+    /// The attributes of `ino`: from its host path, or for an orphan from its open host descriptor.
+    fn attr(&mut self, ino: u64) -> Result<FileAttr, i32> {
+        if let Some(fd) = self.orphan_fd(ino) {
+            let m = fd?.metadata().map_err(|e| io_errno(&e))?;
+            let size = self.open.get(&ino).map_or(0, |f| f.file.len());
+            return Ok(Self::file_attr(ino, FileType::RegularFile, size, 0, &m));
+        }
+        let rel = self.inodes.path(ino).ok_or(libc::ENOENT)?.to_string();
+        let m = std::fs::symlink_metadata(self.host(&rel)).map_err(|e| io_errno(&e))?;
         let kind = if m.is_dir() {
             FileType::Directory
         } else if m.is_file() {
@@ -119,13 +148,18 @@ impl EncryptedFs {
             return Err(libc::EPERM);
         };
         let size = if kind == FileType::RegularFile {
-            self.plaintext_size(ino, rel)?
+            self.plaintext_size(ino, &rel)?
         } else {
             m.len()
         };
+        let nlink = if kind == FileType::Directory { 2 } else { 1 };
+        Ok(Self::file_attr(ino, kind, size, nlink, &m))
+    }
+
+    fn file_attr(ino: u64, kind: FileType, size: u64, nlink: u32, m: &std::fs::Metadata) -> FileAttr {
         let t =
             |s: i64, ns: i64| UNIX_EPOCH + Duration::new(s.max(0) as u64, ns.clamp(0, 999_999_999) as u32);
-        Ok(FileAttr {
+        FileAttr {
             ino,
             size,
             blocks: size.div_ceil(512),
@@ -135,18 +169,30 @@ impl EncryptedFs {
             crtime: t(m.ctime(), m.ctime_nsec()),
             kind,
             perm: (m.mode() & 0o7777) as u16,
-            nlink: if kind == FileType::Directory { 2 } else { 1 },
+            nlink,
             uid: m.uid(),
             gid: m.gid(),
             rdev: 0,
             blksize: 4096,
             flags: 0,
-        })
+        }
+    }
+
+    /// The open file `ino` lost its name (unlinked, or replaced by a rename): it stays open, nameless, until
+    /// its last release. Its later flushes are not recorded in the volume state (nobody can open it again)
+    /// and have no journal (a journal under the old name could be replayed onto a new file of that name).
+    fn orphan(&mut self, ino: u64) {
+        if let Some(f) = self.open.get_mut(&ino) {
+            f.file.set_flush_hook(Box::new(|_| Ok(())));
+            f.file.storage_mut().detach();
+            self.orphans.insert(ino);
+        }
+        self.sizes.remove(&ino);
     }
 
     fn entry(&mut self, rel: &str, reply: ReplyEntry) {
         let ino = self.inodes.ino(rel);
-        match self.attr(ino, rel) {
+        match self.attr(ino) {
             Ok(a) => reply.entry(&TTL, &a, 0),
             Err(e) => reply.error(e),
         }
@@ -222,7 +268,11 @@ impl Filesystem for EncryptedFs {
     }
 
     fn destroy(&mut self) {
-        for (_, mut f) in self.open.drain() {
+        for (ino, mut f) in self.open.drain() {
+            if self.orphans.remove(&ino) {
+                f.file.discard();
+                continue;
+            }
             if let Err(e) = f.file.flush() {
                 tracing::error!(error = %e, "flushing a protected file at unmount failed");
             }
@@ -244,10 +294,7 @@ impl Filesystem for EncryptedFs {
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        let Some(rel) = self.inodes.path(ino).map(str::to_string) else {
-            return reply.error(libc::ENOENT);
-        };
-        match self.attr(ino, &rel) {
+        match self.attr(ino) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
         }
@@ -271,9 +318,14 @@ impl Filesystem for EncryptedFs {
         _flags: Option<u32>,
         reply: ReplyAttr,
     ) {
-        let Some(rel) = self.inodes.path(ino).map(str::to_string) else {
-            return reply.error(libc::ENOENT);
+        let orphan_fd = match self.orphan_fd(ino).transpose() {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(e),
         };
+        let rel = self.label(ino);
+        if orphan_fd.is_none() && self.inodes.path(ino).is_none() {
+            return reply.error(libc::ENOENT);
+        }
         let host = self.host(&rel);
         if let Some(len) = size {
             let was_open = self.open.contains_key(&ino);
@@ -289,17 +341,30 @@ impl Filesystem for EncryptedFs {
             }
         }
         if let Some(m) = mode {
-            if let Err(e) = std::fs::set_permissions(&host, std::fs::Permissions::from_mode(m & 0o7777)) {
+            let perm = std::fs::Permissions::from_mode(m & 0o7777);
+            let r = match &orphan_fd {
+                Some(fd) => fd.set_permissions(perm),
+                None => std::fs::set_permissions(&host, perm),
+            };
+            if let Err(e) = r {
                 return reply.error(io_errno(&e));
             }
         }
         if uid.is_some() || gid.is_some() {
-            if let Err(e) = std::os::unix::fs::lchown(&host, uid, gid) {
+            let r = match &orphan_fd {
+                Some(fd) => std::os::unix::fs::fchown(fd, uid, gid),
+                None => std::os::unix::fs::lchown(&host, uid, gid),
+            };
+            if let Err(e) = r {
                 return reply.error(io_errno(&e));
             }
         }
         if atime.is_some() || mtime.is_some() {
-            let times = std::fs::File::options().write(true).open(&host).and_then(|f| {
+            let fd = match orphan_fd {
+                Some(fd) => Ok(fd),
+                None => std::fs::File::options().write(true).open(&host),
+            };
+            let times = fd.and_then(|f| {
                 let mut t = std::fs::FileTimes::new();
                 if let Some(a) = to_time(atime) {
                     t = t.set_accessed(a);
@@ -313,7 +378,7 @@ impl Filesystem for EncryptedFs {
                 return reply.error(io_errno(&e));
             }
         }
-        match self.attr(ino, &rel) {
+        match self.attr(ino) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
         }
@@ -351,12 +416,7 @@ impl Filesystem for EncryptedFs {
         }
         let _ = std::fs::remove_file(HostFile::journal_path(&host));
         if let Some(ino) = self.inodes.lookup(&rel) {
-            if let Some(f) = self.open.get_mut(&ino) {
-                // Still open by someone: its later flushes go to the unlinked inode and are not recorded.
-                f.file.set_flush_hook(Box::new(|_| Ok(())));
-                f.file.storage_mut().detach();
-            }
-            self.sizes.remove(&ino);
+            self.orphan(ino);
         }
         self.inodes.remove(&rel);
         match self.volume.removed(&rel) {
@@ -401,19 +461,26 @@ impl Filesystem for EncryptedFs {
             Err(e) => return reply.error(e),
         };
         let (hf, ht) = (self.host(&from), self.host(&to));
-        // A file replaced by the rename: detach it (it may still be open).
-        if let Some(old) = self.inodes.lookup(&to) {
-            if let Some(f) = self.open.get_mut(&old) {
-                f.file.set_flush_hook(Box::new(|_| Ok(())));
-                f.file.storage_mut().detach();
-            }
-            self.open.remove(&old);
-            self.sizes.remove(&old);
+        if from == to {
+            // Renaming a name onto itself changes nothing (and must not orphan the file).
+            return match std::fs::symlink_metadata(&hf) {
+                Ok(_) => reply.ok(),
+                Err(e) => reply.error(io_errno(&e)),
+            };
         }
+        let replaced = self.inodes.lookup(&to);
         if let Err(e) = std::fs::rename(&hf, &ht) {
             return reply.error(io_errno(&e));
         }
-        let _ = std::fs::rename(HostFile::journal_path(&hf), HostFile::journal_path(&ht));
+        // A file replaced by the rename lives on, nameless, while it is open.
+        if let Some(old) = replaced {
+            self.orphan(old);
+        }
+        // The journal follows its file; a journal of the replaced file must not be replayed onto this one.
+        let (jf, jt) = (HostFile::journal_path(&hf), HostFile::journal_path(&ht));
+        if std::fs::rename(&jf, &jt).is_err() {
+            let _ = std::fs::remove_file(&jt);
+        }
         self.inodes.rename(&from, &to);
         match self.rebind_tree(&from, &to) {
             Ok(()) => reply.ok(),
@@ -461,7 +528,7 @@ impl Filesystem for EncryptedFs {
         let ino = self.inodes.ino(&rel);
         self.sizes.remove(&ino);
         self.open.insert(ino, OpenFile { file, handles: 1 });
-        match self.attr(ino, &rel) {
+        match self.attr(ino) {
             Ok(a) => reply.created(&TTL, &a, 0, ino, fuser::consts::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
         }
@@ -478,7 +545,7 @@ impl Filesystem for EncryptedFs {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
-        let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        let rel = self.label(ino);
         let mut buf = std::mem::take(&mut self.read_buf);
         if buf.len() < size as usize {
             buf.resize(size as usize, 0);
@@ -506,7 +573,7 @@ impl Filesystem for EncryptedFs {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
-        let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        let rel = self.label(ino);
         let f = match self.open_file(ino) {
             Ok(f) => f,
             Err(e) => return reply.error(e),
@@ -518,7 +585,11 @@ impl Filesystem for EncryptedFs {
     }
 
     fn flush(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _lock_owner: u64, reply: ReplyEmpty) {
-        let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        if self.orphans.contains(&ino) {
+            // Nobody can open it again and its data goes at the last release: nothing to write.
+            return reply.ok();
+        }
+        let rel = self.label(ino);
         match self.open.get_mut(&ino).map(|f| f.file.flush()) {
             Some(Err(e)) => reply.error(log_err("flush", &rel, &e)),
             _ => reply.ok(),
@@ -535,7 +606,7 @@ impl Filesystem for EncryptedFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        let rel = self.label(ino);
         let last = match self.open.get_mut(&ino) {
             Some(f) => {
                 f.handles = f.handles.saturating_sub(1);
@@ -543,7 +614,13 @@ impl Filesystem for EncryptedFs {
             }
             None => false,
         };
-        if last {
+        if last && self.orphans.remove(&ino) {
+            // The last descriptor of a nameless file: dropping it closes the host descriptor, and the host
+            // kernel frees the (already unlinked) ciphertext.
+            if let Some(f) = self.open.remove(&ino) {
+                f.file.discard();
+            }
+        } else if last {
             if let Some(mut f) = self.open.remove(&ino) {
                 let size = f.file.len();
                 if let Err(e) = f.file.flush() {
@@ -556,7 +633,7 @@ impl Filesystem for EncryptedFs {
     }
 
     fn fsync(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
-        let rel = self.inodes.path(ino).unwrap_or("?").to_string();
+        let rel = self.label(ino);
         match self.open.get_mut(&ino).map(|f| f.file.sync()) {
             Some(Err(e)) => reply.error(log_err("fsync", &rel, &e)),
             _ => match self.volume.sync() {
