@@ -261,9 +261,16 @@ impl Filesystem for EncryptedFs {
         // 1 MiB requests (the kernel accepts more than 32 pages per request once `max_pages` is negotiated).
         let _ = config.set_max_write(MAX_REQUEST);
         let _ = config.set_max_readahead(MAX_REQUEST);
-        // Not the kernel's writeback cache (`FUSE_WRITEBACK_CACHE`): with it the kernel asks for the attributes
-        // of a file before each write, and a file unlinked while open has none here, so its writes failed
-        // (EIO) — see `docs/protected-files.md`.
+        // The kernel's writeback cache: `write` returns once the page cache holds the data. `close` and `fsync`
+        // still write every dirty page back before they reach the shield (FUSE flush / fsync), so what they
+        // promise is unchanged. The kernel asks for attributes before writes: files unlinked while open
+        // answer them from their open descriptor (`orphan`).
+        if config
+            .add_capabilities(fuser::consts::FUSE_WRITEBACK_CACHE)
+            .is_err()
+        {
+            tracing::debug!("the kernel offers no FUSE writeback cache; writes go through");
+        }
         Ok(())
     }
 
