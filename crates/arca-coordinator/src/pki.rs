@@ -224,6 +224,27 @@ pub(crate) fn issue_marble_cert(
     })
 }
 
+/// The parameters of a coordinator API server certificate: `subject` CN, `names` as SANs, `extra`
+/// extensions (the RA-TLS evidence binding its key to the coordinator's quote), valid `lifetime` from now.
+fn server_cert_params(
+    subject: &str,
+    names: &[String],
+    extra: Vec<rcgen::CustomExtension>,
+    now: OffsetDateTime,
+    lifetime: Duration,
+) -> Result<CertificateParams, Error> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = name(subject, Some("Arca"), None);
+    p.subject_alt_names = sans(names)?;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.not_before = now - Duration::minutes(5);
+    p.not_after = now + lifetime;
+    p.serial_number = Some(serial()?);
+    p.custom_extensions = extra;
+    Ok(p)
+}
+
 /// Issues a TLS server certificate for the coordinator's APIs, signed by the intermediate CA, carrying
 /// `extra` extensions (the RA-TLS evidence binding its key to the coordinator's quote).
 pub(crate) fn issue_server_cert(
@@ -233,16 +254,14 @@ pub(crate) fn issue_server_cert(
     extra: Vec<rcgen::CustomExtension>,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, Error> {
-    let mut p = CertificateParams::default();
-    p.distinguished_name = name("Arca Coordinator", Some("Arca"), None);
-    p.subject_alt_names = sans(names)?;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    p.not_before = now - Duration::minutes(5);
-    p.not_after = now + Duration::days(MARBLE_LIFETIME_DAYS);
-    p.serial_number = Some(serial()?);
+    let mut p = server_cert_params(
+        "Arca Coordinator",
+        names,
+        extra,
+        now,
+        Duration::days(MARBLE_LIFETIME_DAYS),
+    )?;
     p.use_authority_key_identifier_extension = true;
-    p.custom_extensions = extra;
     intermediate.issue(&p, key)
 }
 
@@ -253,15 +272,13 @@ pub(crate) fn self_issued_server_cert(
     extra: Vec<rcgen::CustomExtension>,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, Error> {
-    let mut p = CertificateParams::default();
-    p.distinguished_name = name("Arca Coordinator (recovery mode)", Some("Arca"), None);
-    p.subject_alt_names = sans(names)?;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    p.not_before = now - Duration::minutes(5);
-    p.not_after = now + Duration::days(1);
-    p.serial_number = Some(serial()?);
-    p.custom_extensions = extra;
+    let p = server_cert_params(
+        "Arca Coordinator (recovery mode)",
+        names,
+        extra,
+        now,
+        Duration::days(1),
+    )?;
     let cert = p
         .self_signed(key)
         .map_err(pki_err("self-issuing the recovery-mode server certificate"))?;
