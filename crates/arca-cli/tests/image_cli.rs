@@ -21,25 +21,9 @@ fn key() -> String {
         .to_string()
 }
 
-fn launcher(dir: &Path) -> Option<PathBuf> {
-    let gcc = arca_testkit::require_tool("gcc")?;
-    let src = dir.join("l.c");
-    std::fs::write(
-        &src,
-        "#include <stdio.h>\nint main(void){puts(\"launcher\");return 0;}\n",
-    )
-    .unwrap();
-    let out = dir.join("launcher");
-    assert!(Command::new(gcc)
-        .arg("-static")
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap()
-        .success());
-    Some(out)
-}
+#[path = "support/launcher.rs"]
+mod support;
+use support::launcher;
 
 /// A one-layer OCI layout holding `/bin/app`, written by hand.
 fn source_image(dir: &Path, app: &[u8]) -> PathBuf {
@@ -116,7 +100,7 @@ fn convert_refuses_a_dynamically_linked_launcher() {
 #[test]
 fn convert_inspect_and_diff_print_json_and_no_progress_bar_off_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(l) = launcher(dir.path()) else { return };
+    let Some(l) = launcher() else { return };
     let launcher_bytes = std::fs::read(&l).unwrap();
     let src = source_image(dir.path(), &launcher_bytes);
     let dst = dir.path().join("dst");
@@ -196,7 +180,7 @@ fn convert_inspect_and_diff_print_json_and_no_progress_bar_off_a_terminal() {
 fn encrypt_needs_a_key_and_pf_key_out_writes_one_with_mode_0600() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let Some(l) = launcher(dir.path()) else { return };
+    let Some(l) = launcher() else { return };
     let src = source_image(dir.path(), &std::fs::read(&l).unwrap());
     let (s, d) = (
         format!("oci:{}:v1", src.display()),
