@@ -19,6 +19,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
+use zeroize::Zeroizing;
 
 use crate::api::client::{app, ApiState, ClientCert};
 use crate::api::mesh::MeshService;
@@ -67,6 +68,16 @@ pub struct ServerIdentity {
     key: PrivatePkcs8KeyDer<'static>,
 }
 
+/// A fresh P-256 server key (PKCS#8 and rcgen forms) and the evidence extensions binding it to the quote.
+type AttestedKey = (Zeroizing<Vec<u8>>, rcgen::KeyPair, Vec<rcgen::CustomExtension>);
+
+fn attested_key(attester: &dyn Attester, evidence: &EvidenceFn) -> Result<AttestedKey, Error> {
+    let pkcs8 = generate_pkcs8(KeyAlg::P256)?;
+    let key = rcgen_key(KeyAlg::P256, &pkcs8)?;
+    let ext = evidence(&key.subject_public_key_info(), attester)?;
+    Ok((pkcs8, key, ext))
+}
+
 impl ServerIdentity {
     /// Issues a fresh server certificate under the coordinator's intermediate CA, with evidence.
     pub fn issue(
@@ -75,10 +86,7 @@ impl ServerIdentity {
         evidence: &EvidenceFn,
         names: &[String],
     ) -> Result<ServerIdentity, Error> {
-        let pkcs8 = generate_pkcs8(KeyAlg::P256)?;
-        let key = rcgen_key(KeyAlg::P256, &pkcs8)?;
-        let spki = key.subject_public_key_info();
-        let ext = evidence(&spki, attester)?;
+        let (pkcs8, key, ext) = attested_key(attester, evidence)?;
         let intermediate = coordinator.intermediate()?;
         let cert = issue_server_cert(&intermediate, &key, names, ext, time::OffsetDateTime::now_utc())?;
         Ok(ServerIdentity {
@@ -96,10 +104,7 @@ impl ServerIdentity {
         evidence: &EvidenceFn,
         names: &[String],
     ) -> Result<ServerIdentity, Error> {
-        let pkcs8 = generate_pkcs8(KeyAlg::P256)?;
-        let key = rcgen_key(KeyAlg::P256, &pkcs8)?;
-        let spki = key.subject_public_key_info();
-        let ext = evidence(&spki, attester)?;
+        let (pkcs8, key, ext) = attested_key(attester, evidence)?;
         let cert = self_issued_server_cert(&key, names, ext, time::OffsetDateTime::now_utc())?;
         Ok(ServerIdentity {
             chain: vec![cert],
