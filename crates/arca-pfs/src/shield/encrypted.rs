@@ -136,6 +136,11 @@ impl EncryptedFs {
             let size = self.open.get(&ino).map_or(0, |f| f.file.len());
             return Ok(Self::file_attr(ino, FileType::RegularFile, size, 0, &m));
         }
+        if let Some(f) = self.open.get_mut(&ino) {
+            // An open file: `fstat` on its host descriptor (no path walk).
+            let m = f.file.storage_mut().file().metadata().map_err(|e| io_errno(&e))?;
+            return Ok(Self::file_attr(ino, FileType::RegularFile, f.file.len(), 1, &m));
+        }
         let rel = self.inodes.path(ino).ok_or(libc::ENOENT)?.to_string();
         let m = std::fs::symlink_metadata(self.host(&rel)).map_err(|e| io_errno(&e))?;
         let kind = if m.is_dir() {
@@ -294,10 +299,22 @@ impl Filesystem for EncryptedFs {
             Ok(r) => r,
             Err(_) => return reply.error(libc::ENOENT),
         };
-        if std::fs::symlink_metadata(self.host(&rel)).is_err() {
-            return reply.error(libc::ENOENT);
+        // One `stat` of the host path: a name that does not exist gets no inode number.
+        let m = match std::fs::symlink_metadata(self.host(&rel)) {
+            Ok(m) => m,
+            Err(_) => return reply.error(libc::ENOENT),
+        };
+        let ino = self.inodes.ino(&rel);
+        let attr = if m.is_file() && !self.open.contains_key(&ino) {
+            self.plaintext_size(ino, &rel)
+                .map(|size| Self::file_attr(ino, FileType::RegularFile, size, 1, &m))
+        } else {
+            self.attr(ino)
+        };
+        match attr {
+            Ok(a) => reply.entry(&TTL, &a, 0),
+            Err(e) => reply.error(e),
         }
-        self.entry(&rel, reply);
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
@@ -528,10 +545,11 @@ impl Filesystem for EncryptedFs {
             Ok(f) => f,
             Err(e) => return reply.error(log_err("create", &rel, &e)),
         };
-        let _ = std::fs::set_permissions(
-            self.host(&rel),
-            std::fs::Permissions::from_mode(mode & !umask & 0o7777),
-        );
+        let mut file = file;
+        let _ = file
+            .storage_mut()
+            .file()
+            .set_permissions(std::fs::Permissions::from_mode(mode & !umask & 0o7777));
         let ino = self.inodes.ino(&rel);
         self.sizes.remove(&ino);
         self.open.insert(ino, OpenFile { file, handles: 1 });
