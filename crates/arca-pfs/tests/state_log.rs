@@ -120,7 +120,10 @@ fn flushes_between_durable_commits_append_to_the_log_instead_of_rewriting_the_st
     let v = vol.version();
     vol.sync().unwrap();
     assert_eq!(vol.version(), v + 1);
-    assert!(fs::read(f.dir.join(arca_pfs::STATE_FILE)).unwrap() != slot, "a durable commit compacts");
+    assert!(
+        fs::read(f.dir.join(arca_pfs::STATE_FILE)).unwrap() != slot,
+        "a durable commit compacts"
+    );
 }
 
 #[test]
@@ -129,7 +132,10 @@ fn the_log_is_replayed_after_a_crash_and_compacted_into_a_durable_commit() {
     let before = counter(&f);
     let vol = open_volume(&f).unwrap();
     for i in 1..=3 {
-        assert_eq!(read_file(&vol, &format!("f{i}")).unwrap(), format!("new{i}").as_bytes());
+        assert_eq!(
+            read_file(&vol, &format!("f{i}")).unwrap(),
+            format!("new{i}").as_bytes()
+        );
     }
     assert_eq!(counter(&f), before + 1, "opening completes the commit");
     assert_eq!(vol.version(), before + 1);
@@ -145,7 +151,12 @@ fn a_torn_last_record_is_dropped_and_its_file_refused_as_a_rollback() {
     let f = three_unsynced_rewrites();
     let log = log_path(&f);
     let len = fs::metadata(&log).unwrap().len();
-    fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(len - 5).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
     let vol = open_volume(&f).unwrap();
     assert_eq!(read_file(&vol, "f1").unwrap(), b"new1");
     assert_eq!(read_file(&vol, "f2").unwrap(), b"new2");
@@ -271,7 +282,11 @@ fn a_file_a_crash_left_at_its_previous_version_stays_readable_after_later_change
     write_file(&vol, "b", b"other");
     drop(vol);
     let vol = open_volume(&f).unwrap();
-    assert_eq!(read_file(&vol, "a").unwrap(), b"old", "narrowed to the version on disk");
+    assert_eq!(
+        read_file(&vol, "a").unwrap(),
+        b"old",
+        "narrowed to the version on disk"
+    );
     assert_eq!(read_file(&vol, "b").unwrap(), b"other");
 }
 

@@ -683,7 +683,8 @@ impl Filesystem for EncryptedFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
-        reply.error(libc::ENOTTY)
+        // No ioctls on protected files: the kernel answers ENOTTY to the program.
+        reply.error(libc::ENOSYS)
     }
 
     fn getxattr(
@@ -694,7 +695,9 @@ impl Filesystem for EncryptedFs {
         _size: u32,
         reply: fuser::ReplyXattr,
     ) {
-        reply.error(libc::ENODATA)
+        // No extended attributes: ENOSYS once makes the kernel answer EOPNOTSUPP itself from then on, instead
+        // of asking for `security.capability` before every write (one request per written file).
+        reply.error(libc::ENOSYS)
     }
 
     fn listxattr(&mut self, _req: &Request<'_>, _ino: u64, size: u32, reply: fuser::ReplyXattr) {
