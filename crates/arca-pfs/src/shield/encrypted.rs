@@ -129,6 +129,12 @@ impl EncryptedFs {
         Some(f.file.storage_mut().file().try_clone().map_err(|e| io_errno(&e)))
     }
 
+    /// A duplicate of the host descriptor of the open file `ino` (for metadata calls without a path walk).
+    fn open_fd(&mut self, ino: u64) -> Option<Result<std::fs::File, i32>> {
+        let f = self.open.get_mut(&ino)?;
+        Some(f.file.storage_mut().file().try_clone().map_err(|e| io_errno(&e)))
+    }
+
     /// The attributes of `ino`: from its host path, or for an orphan from its open host descriptor.
     fn attr(&mut self, ino: u64) -> Result<FileAttr, i32> {
         if let Some(fd) = self.orphan_fd(ino) {
@@ -342,12 +348,14 @@ impl Filesystem for EncryptedFs {
         _flags: Option<u32>,
         reply: ReplyAttr,
     ) {
-        let orphan_fd = match self.orphan_fd(ino).transpose() {
+        // An open file's metadata changes go to its open host descriptor (no path walk; for an orphan, the
+        // only way to reach it).
+        let open_fd = match self.orphan_fd(ino).or_else(|| self.open_fd(ino)).transpose() {
             Ok(fd) => fd,
             Err(e) => return reply.error(e),
         };
         let rel = self.label(ino);
-        if orphan_fd.is_none() && self.inodes.path(ino).is_none() {
+        if open_fd.is_none() && self.inodes.path(ino).is_none() {
             return reply.error(libc::ENOENT);
         }
         let host = self.host(&rel);
@@ -366,7 +374,7 @@ impl Filesystem for EncryptedFs {
         }
         if let Some(m) = mode {
             let perm = std::fs::Permissions::from_mode(m & 0o7777);
-            let r = match &orphan_fd {
+            let r = match &open_fd {
                 Some(fd) => fd.set_permissions(perm),
                 None => std::fs::set_permissions(&host, perm),
             };
@@ -375,7 +383,7 @@ impl Filesystem for EncryptedFs {
             }
         }
         if uid.is_some() || gid.is_some() {
-            let r = match &orphan_fd {
+            let r = match &open_fd {
                 Some(fd) => std::os::unix::fs::fchown(fd, uid, gid),
                 None => std::os::unix::fs::lchown(&host, uid, gid),
             };
@@ -384,7 +392,7 @@ impl Filesystem for EncryptedFs {
             }
         }
         if atime.is_some() || mtime.is_some() {
-            let fd = match orphan_fd {
+            let fd = match open_fd {
                 Some(fd) => Ok(fd),
                 None => std::fs::File::options().write(true).open(&host),
             };
