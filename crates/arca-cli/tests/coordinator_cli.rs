@@ -4,52 +4,19 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/launcher.rs"]
 mod support;
-
-/// `arca`, with the launcher the coordinator's enclave is made of (ARCA_LAUNCHER).
-fn arca() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_arca"));
-    if let Some(l) = support::launcher() {
-        c.env("ARCA_LAUNCHER", l);
-    }
-    c
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use cli::{arca, free_port, json, Running};
 
 /// MRSIGNER of the public development key keys/arca-dev-coordinator.pem (docs/enclave-layout.md).
 const DEV_MRSIGNER: &str = "6b4d582c0f9f6318cd09e2158918c3da2a1e92ba14b991b5ab596432699d111f";
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: stdout {} stderr {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 fn verify(client: &str, pki: &Path, extra: &[&str]) -> Output {
     arca()

@@ -5,51 +5,19 @@
 //! threshold; afterwards the root, manifest, secrets and audit chain are what they were.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/launcher.rs"]
 mod support;
-
-fn arca() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_arca"));
-    if let Some(l) = support::launcher() {
-        c.env("ARCA_LAUNCHER", l);
-    }
-    c
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use cli::{arca, free_port, json, Running};
 
 fn fixture(name: &str) -> PathBuf {
     arca_testkit::testdata().join("coordinator").join(name)
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: stdout {} stderr {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 fn ok(out: Output) -> Output {

@@ -92,6 +92,45 @@ pub(crate) fn gcm_open(key: &Key, buf: &mut [u8], tag: &[u8; KEY_SIZE]) -> bool 
         .is_ok()
 }
 
+/// AES-128-GCM encryption in place with the nonce `counter` (little-endian, zero-padded to 12 bytes) and
+/// `aad`; returns the tag. For keys used more than once: every (key, counter) pair must be unique.
+pub(crate) fn gcm_seal_counter(key: &Key, counter: u64, aad: &[u8], buf: &mut [u8]) -> [u8; KEY_SIZE] {
+    match gcm_key(key).seal_in_place_separate_tag(counter_nonce(counter), Aad::from(aad), buf) {
+        Ok(tag) => {
+            let mut out = [0u8; KEY_SIZE];
+            out.copy_from_slice(tag.as_ref());
+            out
+        }
+        Err(_) => unreachable_gcm(),
+    }
+}
+
+/// The inverse of [`gcm_seal_counter`]; false when the tag does not authenticate `buf` and `aad`.
+#[must_use]
+pub(crate) fn gcm_open_counter(
+    key: &Key,
+    counter: u64,
+    aad: &[u8],
+    buf: &mut [u8],
+    tag: &[u8; KEY_SIZE],
+) -> bool {
+    gcm_key(key)
+        .open_in_place_separate_tag(counter_nonce(counter), Aad::from(aad), Tag::from(*tag), buf, 0..)
+        .is_ok()
+}
+
+fn counter_nonce(counter: u64) -> Nonce {
+    let mut n = [0u8; 12];
+    n[..8].copy_from_slice(&counter.to_le_bytes());
+    Nonce::assume_unique_for_key(n)
+}
+
+/// The key of one volume state log: AES-128-CMAC(volume key, label ‖ the log's random 16-byte id). Each log
+/// gets a fresh id, so a key never outlives its log and record counters never repeat under one key.
+pub(crate) fn log_key(volume_key: &Key, log_id: &[u8; KEY_SIZE]) -> Key {
+    Key(cmac(volume_key, &[b"ARCA-VOLUME-STATE-LOG-KEY", log_id]))
+}
+
 #[cold]
 fn unreachable_gcm() -> ! {
     // ring refuses only keys of the wrong length and inputs longer than 2^36 bytes; every caller passes a

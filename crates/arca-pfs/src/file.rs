@@ -15,6 +15,8 @@ use crate::Error;
 /// Largest plaintext size Arca accepts (2^50 bytes: far beyond any real file, small enough that no node
 /// arithmetic can overflow).
 const MAX_SIZE: u64 = 1 << 50;
+/// A new file whose data is at most this many bytes is written with one `pwrite` (all nodes at once).
+const SMALL_NEW_FILE: usize = 256 * 1024;
 
 /// How node keys (and the metadata KDF nonce) are chosen when writing. Readers are unaffected: both modes
 /// write ordinary Gramine files.
@@ -190,9 +192,16 @@ impl<S: Storage> ProtectedFile<S> {
     /// Creates an empty protected file bound to `path`, discarding whatever `storage` held. The metadata node
     /// is written by the first flush (at the latest on drop).
     pub fn create(mut storage: S, key: &Key, path: &BoundPath, options: &Options) -> Result<Self, Error> {
-        storage
-            .set_len(0)
-            .map_err(|e| Error::io("emptying the storage", path.as_str(), e))?;
+        // Only a non-empty storage is truncated: on ext4 truncating a file to 0 (even an empty one) arms
+        // "auto_da_alloc", which starts writeback of the file at its close — one disk I/O per new file.
+        let len = storage
+            .len()
+            .map_err(|e| Error::io("reading the storage length", path.as_str(), e))?;
+        if len != 0 {
+            storage
+                .set_len(0)
+                .map_err(|e| Error::io("emptying the storage", path.as_str(), e))?;
+        }
         let mut me = Self::blank(storage, key, path, options);
         // Nothing is written until the first flush, so a flush hook set right after `create` sees it.
         me.md_dirty = true;
@@ -1092,15 +1101,33 @@ impl<S: Storage> ProtectedFile<S> {
             })?;
         }
         self.root_mac = new_mac;
-        for (start, run) in runs {
+        let small = runs.iter().map(|(_, r)| Vec::len(r)).sum::<usize>() <= SMALL_NEW_FILE;
+        if self.disk_len == 0 && small {
+            // A new small file: nothing on disk to keep consistent, so all its nodes go out in one write (a
+            // crash in the middle leaves an unreadable new file — every node is authenticated — never a wrong
+            // one, as with separate writes).
+            for (start, run) in runs {
+                for (i, chunk) in run.chunks_exact(NODE_SIZE).enumerate() {
+                    let mut ct = Box::new([0u8; NODE_SIZE]);
+                    ct.copy_from_slice(chunk);
+                    writes.insert(start + i as u64, ct);
+                }
+            }
+            let mut md = Box::new([0u8; NODE_SIZE]);
+            md.copy_from_slice(&node[..]);
+            writes.insert(0, md);
+            self.write_runs(&mut writes)?;
+        } else {
+            for (start, run) in runs {
+                self.st()
+                    .write_at(start * NODE_SIZE as u64, &run)
+                    .map_err(|e| Error::io(format!("writing data nodes from {start}"), &name, e))?;
+            }
+            self.write_runs(&mut writes)?;
             self.st()
-                .write_at(start * NODE_SIZE as u64, &run)
-                .map_err(|e| Error::io(format!("writing data nodes from {start}"), &name, e))?;
+                .write_at(0, &node[..])
+                .map_err(|e| Error::io("writing the metadata node", &name, e))?;
         }
-        self.write_runs(&mut writes)?;
-        self.st()
-            .write_at(0, &node[..])
-            .map_err(|e| Error::io("writing the metadata node", &name, e))?;
         let new_len = protected_size(self.size);
         let cur_len = self
             .st()

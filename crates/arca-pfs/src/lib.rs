@@ -56,7 +56,9 @@ pub use format::{
     protected_size, FormatVersion, CHILDREN_PER_MHT, DATA_PER_MHT, MAX_PATH_LEN, MD_DATA_SIZE, NODE_SIZE,
 };
 pub use path::BoundPath;
-pub use rollback::{is_internal_name, FileCounter, MonotonicCounter, Volume, STATE_FILE, STATE_FILE_B};
+pub use rollback::{
+    is_internal_name, FileCounter, MonotonicCounter, Volume, STATE_FILE, STATE_FILE_B, STATE_LOG,
+};
 pub use storage::{HostFile, Storage, StreamStorage};
 pub use trusted::{hash_file, AllowList, Sha256Digest, TrustedList, VerifyReport, Violation};
 pub use whole::{decrypt_bytes, decrypt_stream, encrypt_bytes, encrypt_stream};

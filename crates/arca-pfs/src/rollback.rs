@@ -1,23 +1,50 @@
 //! Rollback protection, which Gramine lacks: a per-volume state — every file's root MAC and a version —
 //! bound to a monotonic counter.
 //!
-//! The state lives in the volume as a protected file itself (same key, bound to `<bound prefix>/.arca-volume`),
-//! so it is encrypted, authenticated and crash-safe like any file. It is kept in two slots, `.arca-volume`
-//! and `.arca-volume.b`, rewritten in place alternately (no new inode per commit); each holds a sequence
-//! number and opening takes the newest slot that authenticates, so a torn write of one slot leaves the other.
-//! Its version must equal the counter's value (or exceed it by one: an unfinished commit): an older version (a
-//! copy of the whole volume taken before the counter moved on) is refused as a rollback. Each file's root MAC
-//! must be one the state records: an older copy of one file is refused as a rollback.
+//! ## Where the state lives
+//! - **Two slots**, `.arca-volume` and `.arca-volume.b`: the whole state (version, sequence number, every file's
+//!   acceptable root MACs) as a protected file (same key, bound to `<bound prefix>/.arca-volume`), rewritten in
+//!   place alternately (no new inode per write). Opening takes the newest slot that authenticates, so a torn
+//!   write of one slot leaves the other. The slot's version must equal the counter's value (or exceed it by
+//!   one: an unfinished commit); an older version (a copy of the whole volume taken before the counter moved
+//!   on) is refused as a rollback.
+//! - **A delta log**, `.arca-volume.log`, extending the newest slot: a header naming that slot (its version,
+//!   sequence number and the SHA-256 of its plaintext) and a random log id, then one record per change
+//!   ({set file → acceptable MACs} / {remove file}). Records are AES-128-GCM sealed under a key derived from the
+//!   volume key and the log id (`crypto::log_key`), with the record's index as nonce and the previous record's
+//!   tag (the header's tag for the first) as associated data: each record authenticates the whole chain before
+//!   it. Appending one record costs O(size of the change); rewriting the whole state for every file flush
+//!   (what the slots alone did) cost O(number of files), O(n²) for a program that writes n files.
 //!
-//! Commit protocol (see [`Volume`]): every file flush first computes its new root MAC; the state records
-//! {previous MAC, new MAC} for that file (either is acceptable until the next commit, since a crash may leave
-//! the file at either), narrows every other file to its current MAC and is written, as version counter + 1, to
-//! the older slot; only then are the file's nodes written. So after a crash (`kill -9`) every file's bytes are
-//! accepted by the state on disk. The counter itself advances only on a durable commit (`fsync` of any file,
-//! unmount): the state is written to both slots durably, then the counter moves to its version. Rollback
-//! protection therefore covers everything up to the last `fsync`: between two `fsync`s an attacker who
-//! replaces the volume can bring back a state from that interval — changes that a power loss could have
-//! dropped too. Opening a volume whose state is counter + 1 completes the commit (advances the counter).
+//! ## Commit protocol (see [`Volume`])
+//! Every file flush first computes its new root MAC; the change {file: previous MAC, new MAC} (either is
+//! acceptable until the next change, since a crash may leave the file at either) is appended to the log —
+//! written before the file's nodes are written; the state in memory then narrows that file to its new MAC, and
+//! the next record's replay narrows it the same way (replay rule: narrow every file to its newest MAC, then
+//! apply the record). So after a crash (`kill -9`) every file's bytes are accepted by slot + log on disk,
+//! exactly as when every flush rewrote a slot. A **durable commit** (`fsync` of any file, unmount) writes the
+//! whole state to both slots with `fsync` as version counter + 1, advances the counter to it, and starts a new
+//! log (fresh id) on the new slot. When the log outgrows `LOG_SLACK` + 4 × the encoded state, it is compacted
+//! without `fsync`: the state goes to the older slot as version counter + 1 (an unfinished commit, as before)
+//! and a new log starts on it — amortised O(1) per change.
+//!
+//! ## Why the guarantees are those of the slots-only protocol
+//! The states that slot + log can express are exactly the states the slots-only protocol wrote, one per change:
+//! replaying records 1..k over the base slot yields the state it would have written at change k. Opening
+//! applies the longest prefix of records that authenticates and chains (a torn tail, a record edited, dropped,
+//! reordered or taken from another log is where replay stops, with a warning); a log whose header does not name
+//! the newest slot (a log of an older state, or of a slot a crash tore) is ignored. Dropping records can only
+//! bring back an *earlier* state of the same interval since the last durable commit — which the slots-only
+//! protocol also allowed (the older slot held one, and an attacker could keep any slot written in the
+//! interval) — and never accepts a MAC no change recorded: a file written by a dropped record is refused as a
+//! rollback. Crash safety: a record is complete in the page cache before the file's nodes are written, so a
+//! `kill -9` (no page-cache loss) leaves every file accepted; a power loss without `fsync` may lose the log tail
+//! along with the file writes it covered, and a file whose newest record was lost is reported (rollback), never
+//! served wrong. The counter advances only on a durable commit, so **rollback protection covers everything up to
+//! the last `fsync`**: between two `fsync`s an attacker who replaces the volume can bring back a state from that
+//! interval — changes that a power loss could have dropped too. Opening a volume whose slot is counter + 1 or
+//! whose log holds records completes the commit (both slots durably, counter advanced); a file left with two
+//! acceptable MACs is first narrowed to the one its bytes carry.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -149,6 +176,16 @@ struct Inner {
     slots: [Option<std::fs::File>; 2],
     /// volume-relative path → acceptable root MACs (the last is the newest).
     files: BTreeMap<String, Vec<Mac>>,
+    /// Files the last change left with more than one acceptable MAC (narrowed by the next change).
+    wide: Vec<String>,
+    /// The newest slot written or read: what the log extends.
+    base: Option<Base>,
+    /// Length of the last encoded state (the log is compacted once it grows well past it).
+    state_len: u64,
+    /// The log being appended to; `None` until the first change after a slot write.
+    log: Option<Log>,
+    /// Open handle of the log file.
+    log_file: Option<std::fs::File>,
 }
 
 /// A directory of protected files under rollback protection. Cheap to clone (shared state).
@@ -187,9 +224,14 @@ impl Volume {
             seq: 0,
             slots: [None, None],
             files: BTreeMap::new(),
+            wide: Vec::new(),
+            base: None,
+            state_len: 0,
+            log: None,
+            log_file: None,
         };
         if SLOTS.iter().any(|s| dir.join(s).exists()) {
-            let (version, seq, files) = inner.read_state()?;
+            let (version, seq, files, digest) = inner.read_state()?;
             inner.seq = seq;
             if version < count {
                 return Err(Error::Rollback {
@@ -207,10 +249,18 @@ impl Volume {
                 });
             }
             inner.version = count;
+            inner.wide = files
+                .iter()
+                .filter(|(_, m)| m.len() > 1)
+                .map(|(p, _)| p.clone())
+                .collect();
             inner.files = files;
-            if version == count + 1 {
-                // Commits since the last durable one (or an interrupted durable one): complete them, so the
-                // state on disk is bound to the counter again. No narrowing: a file may be at either MAC.
+            inner.base = Some(Base { version, seq, digest });
+            let replayed = inner.replay_log()?;
+            inner.resolve_wide();
+            if version == count + 1 || replayed > 0 {
+                // Changes since the last durable commit (or an interrupted durable one): complete them, so the
+                // state on disk is bound to the counter again.
                 inner.persist(true)?;
             }
         } else {
@@ -223,7 +273,7 @@ impl Volume {
                 });
             }
             inner.adopt()?;
-            inner.commit(true)?;
+            inner.record(&[], true)?;
         }
         Ok(Self {
             inner: Arc::new(Mutex::new(inner)),
@@ -308,37 +358,38 @@ impl Volume {
         let vol = self.clone();
         let rel = rel.to_string();
         Box::new(move |ev: &FlushEvent<'_>| {
-            let mut g = vol.lock();
             let mut macs = vec![];
             if let Some(prev) = ev.previous_root_mac {
                 macs.push(prev);
             }
             macs.push(ev.new_root_mac);
-            g.files.insert(rel.clone(), macs);
-            g.commit(ev.durable)
+            vol.lock().record(&[Op::Set(rel.clone(), macs)], ev.durable)
         })
     }
 
     /// Records that the file at `from` is now at `to` (after a rename and rebind).
     pub fn renamed(&self, from: &str, to: &str, new_mac: &[u8; KEY_SIZE]) -> Result<(), Error> {
-        let mut g = self.lock();
-        g.files.remove(from);
-        g.files.insert(to.to_string(), vec![*new_mac]);
-        g.commit(false)
+        self.lock().record(
+            &[
+                Op::Remove(from.to_string()),
+                Op::Set(to.to_string(), vec![*new_mac]),
+            ],
+            false,
+        )
     }
 
     /// Records that the file at `rel` was deleted.
     pub fn removed(&self, rel: &str) -> Result<(), Error> {
         let mut g = self.lock();
-        if g.files.remove(rel).is_some() {
-            g.commit(false)?;
+        if g.files.contains_key(rel) {
+            g.record(&[Op::Remove(rel.to_string())], false)?;
         }
         Ok(())
     }
 
     /// Commits the state durably, narrowing every file to its newest MAC (call on `fsync` and unmount).
     pub fn sync(&self) -> Result<(), Error> {
-        self.lock().commit(true)
+        self.lock().record(&[], true)
     }
 }
 
@@ -349,8 +400,8 @@ impl Inner {
 
     /// Reads both state slots and returns the newest that authenticates and parses (version, sequence,
     /// files); when neither does, the error of the newer-looking one.
-    fn read_state(&mut self) -> Result<(u64, u64, State), Error> {
-        let mut best: Option<(u64, u64, State)> = None;
+    fn read_state(&mut self) -> Result<SlotState, Error> {
+        let mut best: Option<SlotState> = None;
         let mut first_err = None;
         for slot in SLOTS {
             match self.read_slot(slot) {
@@ -376,7 +427,7 @@ impl Inner {
         }
     }
 
-    fn read_slot(&mut self, slot: &str) -> Result<Option<(u64, u64, State)>, Error> {
+    fn read_slot(&mut self, slot: &str) -> Result<Option<SlotState>, Error> {
         let path = self.dir.join(slot);
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
@@ -390,8 +441,9 @@ impl Inner {
             Some(&self.state_bound()?),
             &mut bytes,
         )?;
+        let digest = crate::crypto::sha256(&[&bytes]);
         parse_state(&bytes)
-            .map(Some)
+            .map(|(version, seq, files)| Some((version, seq, files, digest)))
             .ok_or_else(|| Error::CorruptMetadata {
                 file: path.display().to_string(),
                 reason: "the volume state does not parse".into(),
@@ -433,20 +485,59 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes the state as version counter + 1 into the older slot (when `durable`: into both slots, synced,
-    /// then advances the counter to it), then narrows every file to its newest MAC.
-    fn commit(&mut self, durable: bool) -> Result<(), Error> {
-        self.persist(durable)?;
-        // Everything up to here is on disk; the next commit may narrow files to their newest MAC.
-        for macs in self.files.values_mut() {
-            if macs.len() > 1 {
-                macs.drain(..macs.len() - 1);
-            }
+    /// Records one change: applies `ops` to the state and makes it reach the disk before the caller writes
+    /// the file(s) it covers — appended to the log, or (when `durable`, or to compact a long log) the whole
+    /// state written to the slots. Then narrows the files it widened to their newest MAC (the replay rule).
+    fn record(&mut self, ops: &[Op], durable: bool) -> Result<(), Error> {
+        for op in ops {
+            op.apply(&mut self.files, &mut self.wide);
         }
+        let long = self
+            .log
+            .as_ref()
+            .is_some_and(|l| l.len > LOG_SLACK + 4 * self.state_len);
+        if durable || long {
+            self.persist(durable)?;
+        } else if !ops.is_empty() {
+            self.append(ops)?;
+        }
+        // Everything up to here is on disk; the next change may narrow files to their newest MAC.
+        self.narrow();
         Ok(())
     }
 
-    /// Writes the state (see [`commit`](Self::commit)) without narrowing.
+    fn narrow(&mut self) {
+        for rel in self.wide.drain(..) {
+            if let Some(macs) = self.files.get_mut(&rel) {
+                if macs.len() > 1 {
+                    macs.drain(..macs.len() - 1);
+                }
+            }
+        }
+    }
+
+    /// Files a crash left with two acceptable MACs: narrowed to the one their bytes carry (after the file's
+    /// own journal recovery), so a later change cannot narrow them to a MAC they do not have. A file that
+    /// cannot be read stays as it is (opening it reports why).
+    fn resolve_wide(&mut self) {
+        let wide = std::mem::take(&mut self.wide);
+        for rel in wide {
+            let actual = BoundPath::in_mount(&self.prefix, &rel).ok().and_then(|bound| {
+                let storage = HostFile::open(&self.dir.join(&rel), false).ok()?;
+                ProtectedFile::open(storage, &self.key, &bound, &Options::default())
+                    .ok()
+                    .map(|f| f.root_mac())
+            });
+            match (actual, self.files.get_mut(&rel)) {
+                (Some(mac), Some(macs)) if macs.contains(&mac) => *macs = vec![mac],
+                (_, Some(_)) => self.wide.push(rel),
+                (_, None) => {}
+            }
+        }
+    }
+
+    /// Writes the state as version counter + 1 into the older slot (when `durable`: into both slots, synced,
+    /// then advances the counter to it); the next change starts a new log on it.
     fn persist(&mut self, durable: bool) -> Result<(), Error> {
         let next = self.version + 1;
         self.write_slot(next, durable)?;
@@ -457,6 +548,8 @@ impl Inner {
             self.counter.advance(next, durable)?;
             self.version = next;
         }
+        // The log on disk extends an older slot: opening ignores it from now on.
+        self.log = None;
         Ok(())
     }
 
@@ -466,6 +559,7 @@ impl Inner {
         let i = (seq % 2) as usize;
         let slot = SLOTS[i];
         let plain = encode_state(version, seq, &self.files);
+        let digest = crate::crypto::sha256(&[&plain]);
         let bytes = crate::encrypt_bytes(&plain, &self.key, &self.state_bound()?, NodeKeys::Random)?;
         if self.slots[i].is_none() {
             let path = self.dir.join(slot);
@@ -498,8 +592,283 @@ impl Inner {
             write().map_err(|e| Error::io("writing the volume state", slot, e))?;
         }
         self.seq = seq;
+        self.state_len = plain.len() as u64;
+        self.base = Some(Base { version, seq, digest });
         Ok(())
     }
+
+    /// Appends one record to the log (starting a new log on the newest slot first when needed).
+    fn append(&mut self, ops: &[Op]) -> Result<(), Error> {
+        if self.log.is_none() {
+            self.start_log()?;
+        }
+        let (Some(log), Some(file)) = (self.log.as_mut(), self.log_file.as_ref()) else {
+            return Err(Error::io(
+                "appending to the volume state log",
+                LOG_FILE,
+                std::io::Error::other("the log is not open"),
+            ));
+        };
+        let mut body = encode_ops(ops);
+        let len = u32::try_from(body.len()).map_err(|_| {
+            Error::io(
+                "appending to the volume state log",
+                LOG_FILE,
+                std::io::Error::other("a change larger than 4 GiB"),
+            )
+        })?;
+        let tag =
+            crate::crypto::gcm_seal_counter(&log.key, log.next, &record_aad(&log.chain, len), &mut body);
+        let mut rec = Vec::with_capacity(4 + body.len() + KEY_SIZE);
+        rec.extend_from_slice(&len.to_le_bytes());
+        rec.extend_from_slice(&body);
+        rec.extend_from_slice(&tag);
+        std::os::unix::fs::FileExt::write_all_at(file, &rec, log.len)
+            .map_err(|e| Error::io("appending to the volume state log", LOG_FILE, e))?;
+        log.len += rec.len() as u64;
+        log.next += 1;
+        log.chain = tag;
+        Ok(())
+    }
+
+    /// Starts a new log (fresh id, hence fresh key) on the newest slot: emptied, then its header written.
+    fn start_log(&mut self) -> Result<(), Error> {
+        let base = self.base.ok_or_else(|| {
+            Error::io(
+                "starting the volume state log",
+                LOG_FILE,
+                std::io::Error::other("no state slot written yet"),
+            )
+        })?;
+        let mut id = [0u8; KEY_SIZE];
+        crate::crypto::fill_random(&mut id)?;
+        let key = crate::crypto::log_key(&self.key, &id);
+        let mut header = log_header_body(&base, &id);
+        let tag = crate::crypto::gcm_seal_counter(&key, HEADER_NONCE, &header, &mut []);
+        header.extend_from_slice(&tag);
+        if self.log_file.is_none() {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(self.dir.join(LOG_FILE))
+                .map_err(|e| Error::io("opening the volume state log", LOG_FILE, e))?;
+            self.log_file = Some(file);
+        }
+        if let Some(file) = &self.log_file {
+            let write = || -> std::io::Result<()> {
+                file.set_len(0)?;
+                std::os::unix::fs::FileExt::write_all_at(file, &header, 0)
+            };
+            write().map_err(|e| Error::io("starting the volume state log", LOG_FILE, e))?;
+        }
+        self.log = Some(Log {
+            key,
+            len: header.len() as u64,
+            next: 0,
+            chain: tag,
+        });
+        Ok(())
+    }
+
+    /// Applies the log's records to the state read from the newest slot, up to the first record that does not
+    /// authenticate, chain or parse; returns how many were applied. A log that does not extend that slot is
+    /// ignored.
+    fn replay_log(&mut self) -> Result<u64, Error> {
+        let bytes = match std::fs::read(self.dir.join(LOG_FILE)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io("reading the volume state log", LOG_FILE, e)),
+        };
+        let Some(base) = self.base else {
+            return Ok(0);
+        };
+        let Some((head, rest)) = bytes.split_at_checked(LOG_HEADER_LEN) else {
+            if !bytes.is_empty() {
+                tracing::warn!("the volume state log has a torn header; ignored");
+            }
+            return Ok(0);
+        };
+        let (body, tag) = head.split_at(LOG_HEADER_LEN - KEY_SIZE);
+        let (Some(id), Ok(tag)) = (
+            body.get(LOG_HEADER_LEN - 2 * KEY_SIZE..)
+                .and_then(|b| <[u8; KEY_SIZE]>::try_from(b).ok()),
+            <[u8; KEY_SIZE]>::try_from(tag),
+        ) else {
+            return Ok(0);
+        };
+        let key = crate::crypto::log_key(&self.key, &id);
+        if body.get(..8) != Some(&LOG_MAGIC[..])
+            || !crate::crypto::gcm_open_counter(&key, HEADER_NONCE, body, &mut [], &tag)
+        {
+            tracing::warn!("the volume state log header does not authenticate; ignored");
+            return Ok(0);
+        }
+        if body != log_header_body(&base, &id).as_slice() {
+            tracing::debug!("the volume state log extends an older state slot; ignored");
+            return Ok(0);
+        }
+        let mut chain = tag;
+        let mut at = 0usize;
+        let mut n = 0u64;
+        while at < rest.len() {
+            let record = rest.get(at..at + 4).and_then(|l| {
+                let len = u32::from_le_bytes(l.try_into().ok()?);
+                let end = at.checked_add(4 + len as usize + KEY_SIZE)?;
+                let ct = rest.get(at + 4..end - KEY_SIZE)?;
+                let tag: [u8; KEY_SIZE] = rest.get(end - KEY_SIZE..end)?.try_into().ok()?;
+                Some((len, ct, tag, end))
+            });
+            let Some((len, ct, tag, end)) = record else {
+                tracing::warn!(record = n, "the volume state log ends in a torn record; dropped");
+                break;
+            };
+            let mut plain = ct.to_vec();
+            if !crate::crypto::gcm_open_counter(&key, n, &record_aad(&chain, len), &mut plain, &tag) {
+                tracing::warn!(
+                    record = n,
+                    "a volume state log record does not authenticate (torn, edited, reordered or from another log); it and every later record are dropped"
+                );
+                break;
+            }
+            let Some(ops) = parse_ops(&plain) else {
+                tracing::warn!(
+                    record = n,
+                    "a volume state log record does not parse; it and every later record are dropped"
+                );
+                break;
+            };
+            self.narrow();
+            for op in &ops {
+                op.apply(&mut self.files, &mut self.wide);
+            }
+            chain = tag;
+            at = end;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// Name of the volume state's delta log (see the module documentation).
+pub const STATE_LOG: &str = ".arca-volume.log";
+const LOG_FILE: &str = STATE_LOG;
+const LOG_MAGIC: &[u8; 8] = b"ARCAVLG1";
+/// Header: magic, base version, base sequence number, SHA-256 of the base slot's plaintext, log id, tag.
+const LOG_HEADER_LEN: usize = 8 + 8 + 8 + 32 + KEY_SIZE + KEY_SIZE;
+/// The header's nonce under the log key (records count up from 0 and never reach it).
+const HEADER_NONCE: u64 = u64::MAX;
+/// A log longer than this plus four times the encoded state is compacted into a slot.
+const LOG_SLACK: u64 = 256 * 1024;
+
+/// The slot a log extends.
+#[derive(Clone, Copy)]
+struct Base {
+    version: u64,
+    seq: u64,
+    digest: [u8; 32],
+}
+
+/// The open log: its key, length, next record index and the tag the next record chains to.
+struct Log {
+    key: Key,
+    len: u64,
+    next: u64,
+    chain: Mac,
+}
+
+/// One change to the state.
+enum Op {
+    /// The file at this path is acceptable at these root MACs (the last is the newest).
+    Set(String, Vec<Mac>),
+    /// The file at this path is gone.
+    Remove(String),
+}
+
+impl Op {
+    fn apply(&self, files: &mut State, wide: &mut Vec<String>) {
+        match self {
+            Op::Set(rel, macs) => {
+                if macs.len() > 1 {
+                    wide.push(rel.clone());
+                }
+                files.insert(rel.clone(), macs.clone());
+            }
+            Op::Remove(rel) => {
+                files.remove(rel);
+            }
+        }
+    }
+}
+
+fn log_header_body(base: &Base, id: &[u8; KEY_SIZE]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(LOG_HEADER_LEN);
+    h.extend_from_slice(LOG_MAGIC);
+    h.extend_from_slice(&base.version.to_le_bytes());
+    h.extend_from_slice(&base.seq.to_le_bytes());
+    h.extend_from_slice(&base.digest);
+    h.extend_from_slice(id);
+    h
+}
+
+fn record_aad(chain: &Mac, len: u32) -> [u8; KEY_SIZE + 4] {
+    let mut aad = [0u8; KEY_SIZE + 4];
+    aad[..KEY_SIZE].copy_from_slice(chain);
+    aad[KEY_SIZE..].copy_from_slice(&len.to_le_bytes());
+    aad
+}
+
+/// A record's plaintext: u32 count, then per change: kind (1 set, 2 remove), u32 path length, path, and for
+/// a set: u8 MAC count and the MACs.
+fn encode_ops(ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
+    for op in ops {
+        let (kind, rel) = match op {
+            Op::Set(rel, _) => (1u8, rel),
+            Op::Remove(rel) => (2u8, rel),
+        };
+        out.push(kind);
+        out.extend_from_slice(&(rel.len() as u32).to_le_bytes());
+        out.extend_from_slice(rel.as_bytes());
+        if let Op::Set(_, macs) = op {
+            out.push(macs.len() as u8);
+            for m in macs {
+                out.extend_from_slice(m);
+            }
+        }
+    }
+    out
+}
+
+fn parse_ops(b: &[u8]) -> Option<Vec<Op>> {
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = b.get(at..at.checked_add(n)?)?;
+        at += n;
+        Some(s)
+    };
+    let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
+    let mut ops = Vec::new();
+    for _ in 0..count {
+        let kind = take(1)?[0];
+        let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let rel = String::from_utf8(take(len)?.to_vec()).ok()?;
+        ops.push(match kind {
+            1 => {
+                let n = take(1)?[0] as usize;
+                let mut macs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    macs.push(take(KEY_SIZE)?.try_into().ok()?);
+                }
+                Op::Set(rel, macs)
+            }
+            2 => Op::Remove(rel),
+            _ => return None,
+        });
+    }
+    (at == b.len()).then_some(ops)
 }
 
 /// Names the volume uses for itself (the state file, journals, temporary files): hidden by the shield and
@@ -513,6 +882,9 @@ pub fn is_internal_name(name: &str) -> bool {
 
 /// volume-relative path → acceptable root MACs.
 type State = BTreeMap<String, Vec<Mac>>;
+
+/// A slot's contents: version, sequence number, files, SHA-256 of its plaintext.
+type SlotState = (u64, u64, State, [u8; 32]);
 
 fn encode_state(version: u64, seq: u64, files: &State) -> Vec<u8> {
     let mut out = Vec::new();

@@ -162,6 +162,9 @@ impl<T: Read + Write + Seek> Storage for StreamStorage<T> {
 pub struct HostFile {
     file: File,
     journal: Option<PathBuf>,
+    /// A journal was written by `begin_update` and not yet removed (so `end_update` skips the unlink when
+    /// there is none — the common case of a new file).
+    journal_written: bool,
     recovered: bool,
 }
 
@@ -181,6 +184,7 @@ impl HostFile {
         let mut me = Self {
             file,
             journal: Some(Self::journal_path(path)),
+            journal_written: false,
             recovered: false,
         };
         me.recover()?;
@@ -211,6 +215,7 @@ impl HostFile {
         Ok(Self {
             file,
             journal: Some(journal),
+            journal_written: false,
             recovered: false,
         })
     }
@@ -337,6 +342,7 @@ impl Storage for HostFile {
         }
         let digest = crate::crypto::sha256(&[&j]);
         j.extend_from_slice(&digest);
+        self.journal_written = true;
         let mut f = File::create(&journal)?;
         f.write_all(&j)?;
         if durable {
@@ -364,6 +370,10 @@ impl Storage for HostFile {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
+        if !self.journal_written {
+            return Ok(());
+        }
+        self.journal_written = false;
         match std::fs::remove_file(journal) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -129,12 +129,23 @@ impl EncryptedFs {
         Some(f.file.storage_mut().file().try_clone().map_err(|e| io_errno(&e)))
     }
 
+    /// A duplicate of the host descriptor of the open file `ino` (for metadata calls without a path walk).
+    fn open_fd(&mut self, ino: u64) -> Option<Result<std::fs::File, i32>> {
+        let f = self.open.get_mut(&ino)?;
+        Some(f.file.storage_mut().file().try_clone().map_err(|e| io_errno(&e)))
+    }
+
     /// The attributes of `ino`: from its host path, or for an orphan from its open host descriptor.
     fn attr(&mut self, ino: u64) -> Result<FileAttr, i32> {
         if let Some(fd) = self.orphan_fd(ino) {
             let m = fd?.metadata().map_err(|e| io_errno(&e))?;
             let size = self.open.get(&ino).map_or(0, |f| f.file.len());
             return Ok(Self::file_attr(ino, FileType::RegularFile, size, 0, &m));
+        }
+        if let Some(f) = self.open.get_mut(&ino) {
+            // An open file: `fstat` on its host descriptor (no path walk).
+            let m = f.file.storage_mut().file().metadata().map_err(|e| io_errno(&e))?;
+            return Ok(Self::file_attr(ino, FileType::RegularFile, f.file.len(), 1, &m));
         }
         let rel = self.inodes.path(ino).ok_or(libc::ENOENT)?.to_string();
         let m = std::fs::symlink_metadata(self.host(&rel)).map_err(|e| io_errno(&e))?;
@@ -294,10 +305,22 @@ impl Filesystem for EncryptedFs {
             Ok(r) => r,
             Err(_) => return reply.error(libc::ENOENT),
         };
-        if std::fs::symlink_metadata(self.host(&rel)).is_err() {
-            return reply.error(libc::ENOENT);
+        // One `stat` of the host path: a name that does not exist gets no inode number.
+        let m = match std::fs::symlink_metadata(self.host(&rel)) {
+            Ok(m) => m,
+            Err(_) => return reply.error(libc::ENOENT),
+        };
+        let ino = self.inodes.ino(&rel);
+        let attr = if m.is_file() && !self.open.contains_key(&ino) {
+            self.plaintext_size(ino, &rel)
+                .map(|size| Self::file_attr(ino, FileType::RegularFile, size, 1, &m))
+        } else {
+            self.attr(ino)
+        };
+        match attr {
+            Ok(a) => reply.entry(&TTL, &a, 0),
+            Err(e) => reply.error(e),
         }
-        self.entry(&rel, reply);
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
@@ -325,12 +348,14 @@ impl Filesystem for EncryptedFs {
         _flags: Option<u32>,
         reply: ReplyAttr,
     ) {
-        let orphan_fd = match self.orphan_fd(ino).transpose() {
+        // An open file's metadata changes go to its open host descriptor (no path walk; for an orphan, the
+        // only way to reach it).
+        let open_fd = match self.orphan_fd(ino).or_else(|| self.open_fd(ino)).transpose() {
             Ok(fd) => fd,
             Err(e) => return reply.error(e),
         };
         let rel = self.label(ino);
-        if orphan_fd.is_none() && self.inodes.path(ino).is_none() {
+        if open_fd.is_none() && self.inodes.path(ino).is_none() {
             return reply.error(libc::ENOENT);
         }
         let host = self.host(&rel);
@@ -349,7 +374,7 @@ impl Filesystem for EncryptedFs {
         }
         if let Some(m) = mode {
             let perm = std::fs::Permissions::from_mode(m & 0o7777);
-            let r = match &orphan_fd {
+            let r = match &open_fd {
                 Some(fd) => fd.set_permissions(perm),
                 None => std::fs::set_permissions(&host, perm),
             };
@@ -358,7 +383,7 @@ impl Filesystem for EncryptedFs {
             }
         }
         if uid.is_some() || gid.is_some() {
-            let r = match &orphan_fd {
+            let r = match &open_fd {
                 Some(fd) => std::os::unix::fs::fchown(fd, uid, gid),
                 None => std::os::unix::fs::lchown(&host, uid, gid),
             };
@@ -367,7 +392,7 @@ impl Filesystem for EncryptedFs {
             }
         }
         if atime.is_some() || mtime.is_some() {
-            let fd = match orphan_fd {
+            let fd = match open_fd {
                 Some(fd) => Ok(fd),
                 None => std::fs::File::options().write(true).open(&host),
             };
@@ -528,10 +553,11 @@ impl Filesystem for EncryptedFs {
             Ok(f) => f,
             Err(e) => return reply.error(log_err("create", &rel, &e)),
         };
-        let _ = std::fs::set_permissions(
-            self.host(&rel),
-            std::fs::Permissions::from_mode(mode & !umask & 0o7777),
-        );
+        let mut file = file;
+        let _ = file
+            .storage_mut()
+            .file()
+            .set_permissions(std::fs::Permissions::from_mode(mode & !umask & 0o7777));
         let ino = self.inodes.ino(&rel);
         self.sizes.remove(&ino);
         self.open.insert(ino, OpenFile { file, handles: 1 });
@@ -665,7 +691,8 @@ impl Filesystem for EncryptedFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
-        reply.error(libc::ENOTTY)
+        // No ioctls on protected files: the kernel answers ENOTTY to the program.
+        reply.error(libc::ENOSYS)
     }
 
     fn getxattr(
@@ -676,7 +703,9 @@ impl Filesystem for EncryptedFs {
         _size: u32,
         reply: fuser::ReplyXattr,
     ) {
-        reply.error(libc::ENODATA)
+        // No extended attributes: ENOSYS once makes the kernel answer EOPNOTSUPP itself from then on, instead
+        // of asking for `security.capability` before every write (one request per written file).
+        reply.error(libc::ENOSYS)
     }
 
     fn listxattr(&mut self, _req: &Request<'_>, _ino: u64, size: u32, reply: fuser::ReplyXattr) {
