@@ -448,8 +448,11 @@ fn coordinator_verifier(pki: &SimPki) -> Arc<RaTlsVerifier> {
 #[derive(Debug, Clone)]
 struct LauncherCheck {
     full: Arc<RaTlsVerifier>,
-    verified: Arc<std::sync::Mutex<Option<(Vec<u8>, Instant)>>>,
+    verified: Arc<std::sync::Mutex<Option<Verdict>>>,
 }
+
+/// The certificate (DER) a launcher verified, and when.
+type Verdict = (Vec<u8>, Instant);
 
 impl LauncherCheck {
     fn new(full: Arc<RaTlsVerifier>) -> LauncherCheck {
