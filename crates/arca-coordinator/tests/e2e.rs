@@ -630,3 +630,61 @@ async fn max_activations_is_exact_under_64_concurrent_activators_over_the_wire()
     let e = activate_dice(&d, "client", 5000, 2).await.unwrap_err();
     assert!(e.message().contains("MaxActivations"), "{}", e.message());
 }
+
+/// Connections that stay idle, or stall in the middle of their handshake, do not hold back other clients:
+/// an idle connection takes no handshake turn, and a client waits at most about a second for its turn
+/// (without that bound, the stalled handshakes would hold every turn until their 10 s timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_do_not_hold_back_other_clients() {
+    use tokio::io::AsyncWriteExt as _;
+    let d = start(true).await;
+    let mut held = Vec::new();
+    for i in 0..40 {
+        let mut tcp = tokio::net::TcpStream::connect(&d.client).await.unwrap();
+        if i % 2 == 1 {
+            // The header of a TLS handshake record, and nothing more.
+            tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await.unwrap();
+        }
+        held.push(tcp);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let anon = Client::new(&d.client, Trust::VerifiedByQuote, None).unwrap();
+    let _: QuoteResponse = anon.get(paths::QUOTE).await.unwrap();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    drop(held);
+}
+
+/// The coordinator picks the SHA-256 suite (hardware SHA) even when the client prefers SHA-384, and
+/// sends no session tickets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_prefers_aes_128_gcm_sha256_and_sends_no_tickets() {
+    use tokio::io::AsyncReadExt as _;
+    let d = start(true).await;
+    // ring's default order puts TLS13_AES_256_GCM_SHA384 first.
+    let provider = rustls::crypto::ring::default_provider();
+    assert_eq!(
+        provider.cipher_suites[0].suite(),
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+    );
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(coordinator_policy(&d.pki))))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(&d.mesh).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(
+        tls.get_ref().1.negotiated_cipher_suite().unwrap().suite(),
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+    );
+    // Whatever arrives after the handshake is processed (tickets would be); nothing is expected.
+    let mut buf = [0u8; 64];
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(300), tls.read(&mut buf)).await;
+    assert_eq!(tls.get_ref().1.tls13_tickets_received(), 0);
+}

@@ -152,8 +152,20 @@ impl ServerIdentity {
     }
 }
 
+/// The server's TLS provider: ring, with the SHA-256 suites preferred. Every handshake hashes its whole
+/// transcript, and both RA-TLS certificates (each carrying a quote and its PCK chain) make it several
+/// kilobytes: SHA-256 runs on the SHA extensions of current x86 CPUs, SHA-384 in software, four times
+/// slower here. AES-128-GCM matches the 128-bit security of the P-256 and X25519 keys around it.
+fn server_provider() -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    provider
+}
+
 fn tls_config_with(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<rustls::ServerConfig>, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(server_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Server {
@@ -163,6 +175,11 @@ fn tls_config_with(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<rustls::
         .with_client_cert_verifier(Arc::new(PeerCertVerifier::optional(AnyClientCert)))
         .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Our preference (SHA-256 first) over the client's.
+    cfg.ignore_client_order = true;
+    // No session tickets: launchers (and CLI runs) connect once per process, so a ticket would never be
+    // used, and each costs a message and a cache entry on every handshake.
+    cfg.send_tls13_tickets = 0;
     Ok(Arc::new(cfg))
 }
 
@@ -279,13 +296,33 @@ impl PeerCheck for AnyClientCert {
     }
 }
 
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest a connection waits for its turn to handshake before it goes ahead regardless (so that
+/// clients that stall their handshakes can delay others by this much at most).
+const HANDSHAKE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Handshakes in progress at once: a few per core keep every core busy while others wait for the
+/// network; the rest wait in arrival order.
+fn handshake_slots() -> usize {
+    4 * std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// Serves `router` over TLS on `listener`, adding each connection's client certificate to its requests.
+///
+/// Handshakes take turns: a connection that has sent its first bytes waits (first come, first served)
+/// for one of a few slots, then handshakes. Each handshake is mostly CPU (key exchange, signatures, the
+/// client's evidence); when a burst of connections all handshake at once they share the cores and all
+/// finish late, while in turns each finishes soon after it starts, so the slowest connections of a
+/// burst wait far less. A connection that waited [`HANDSHAKE_MAX_WAIT`] goes ahead without a slot, so
+/// stalled clients cannot hold the others back for longer.
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
 ) -> Result<(), Error> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let slots = Arc::new(tokio::sync::Semaphore::new(handshake_slots()));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -298,11 +335,24 @@ pub async fn serve_tls(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
+        let slots = slots.clone();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(e) => {
+            let handshake = async {
+                // An idle connection holds no slot.
+                tcp.readable().await?;
+                let slot = tokio::time::timeout(HANDSHAKE_MAX_WAIT, slots.acquire()).await;
+                let tls = acceptor.accept(tcp).await;
+                drop(slot);
+                tls
+            };
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };
