@@ -56,6 +56,8 @@ pub use format::{
     protected_size, FormatVersion, CHILDREN_PER_MHT, DATA_PER_MHT, MAX_PATH_LEN, MD_DATA_SIZE, NODE_SIZE,
 };
 pub use path::BoundPath;
+#[doc(hidden)]
+pub use rollback::fuzzing;
 pub use rollback::{
     is_internal_name, FileCounter, MonotonicCounter, Volume, STATE_FILE, STATE_FILE_B, STATE_LOG,
 };

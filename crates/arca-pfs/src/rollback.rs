@@ -215,21 +215,7 @@ impl Volume {
     ) -> Result<Self, Error> {
         let prefix = BoundPath::new(bound_prefix)?.to_string();
         let count = counter.value()?;
-        let mut inner = Inner {
-            dir: dir.to_path_buf(),
-            prefix,
-            key: key.clone(),
-            counter,
-            version: 0,
-            seq: 0,
-            slots: [None, None],
-            files: BTreeMap::new(),
-            wide: Vec::new(),
-            base: None,
-            state_len: 0,
-            log: None,
-            log_file: None,
-        };
+        let mut inner = Inner::new(dir, prefix, key, counter);
         if SLOTS.iter().any(|s| dir.join(s).exists()) {
             let (version, seq, files, digest) = inner.read_state()?;
             inner.seq = seq;
@@ -394,6 +380,25 @@ impl Volume {
 }
 
 impl Inner {
+    /// A volume with an empty state, nothing read or written yet.
+    fn new(dir: &Path, prefix: String, key: &Key, counter: Box<dyn MonotonicCounter>) -> Self {
+        Inner {
+            dir: dir.to_path_buf(),
+            prefix,
+            key: key.clone(),
+            counter,
+            version: 0,
+            seq: 0,
+            slots: [None, None],
+            files: BTreeMap::new(),
+            wide: Vec::new(),
+            base: None,
+            state_len: 0,
+            log: None,
+            log_file: None,
+        }
+    }
+
     fn state_bound(&self) -> Result<BoundPath, Error> {
         BoundPath::in_mount(&self.prefix, STATE_FILE)
     }
@@ -522,7 +527,10 @@ impl Inner {
     fn resolve_wide(&mut self) {
         let wide = std::mem::take(&mut self.wide);
         for rel in wide {
-            let actual = BoundPath::in_mount(&self.prefix, &rel).ok().and_then(|bound| {
+            // Only paths inside the volume are read: a name from the log that is absolute or climbs out
+            // (`..`) stays as it is rather than open a host file outside the volume read-write.
+            let inside = is_volume_relative(&rel);
+            let actual = BoundPath::in_mount(&self.prefix, &rel).ok().filter(|_| inside).and_then(|bound| {
                 let storage = HostFile::open(&self.dir.join(&rel), false).ok()?;
                 ProtectedFile::open(storage, &self.key, &bound, &Options::default())
                     .ok()
@@ -681,14 +689,20 @@ impl Inner {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(Error::io("reading the volume state log", LOG_FILE, e)),
         };
+        Ok(self.replay_bytes(&bytes))
+    }
+
+    /// [`Inner::replay_log`] on the log's bytes: the header, the record framing, each record's tag and chain,
+    /// its plaintext (`parse_ops`) and the replay rule.
+    fn replay_bytes(&mut self, bytes: &[u8]) -> u64 {
         let Some(base) = self.base else {
-            return Ok(0);
+            return 0;
         };
         let Some((head, rest)) = bytes.split_at_checked(LOG_HEADER_LEN) else {
             if !bytes.is_empty() {
                 tracing::warn!("the volume state log has a torn header; ignored");
             }
-            return Ok(0);
+            return 0;
         };
         let (body, tag) = head.split_at(LOG_HEADER_LEN - KEY_SIZE);
         let (Some(id), Ok(tag)) = (
@@ -696,18 +710,18 @@ impl Inner {
                 .and_then(|b| <[u8; KEY_SIZE]>::try_from(b).ok()),
             <[u8; KEY_SIZE]>::try_from(tag),
         ) else {
-            return Ok(0);
+            return 0;
         };
         let key = crate::crypto::log_key(&self.key, &id);
         if body.get(..8) != Some(&LOG_MAGIC[..])
             || !crate::crypto::gcm_open_counter(&key, HEADER_NONCE, body, &mut [], &tag)
         {
             tracing::warn!("the volume state log header does not authenticate; ignored");
-            return Ok(0);
+            return 0;
         }
         if body != log_header_body(&base, &id).as_slice() {
             tracing::debug!("the volume state log extends an older state slot; ignored");
-            return Ok(0);
+            return 0;
         }
         let mut chain = tag;
         let mut at = 0usize;
@@ -747,7 +761,7 @@ impl Inner {
             at = end;
             n += 1;
         }
-        Ok(n)
+        n
     }
 }
 
@@ -880,6 +894,12 @@ pub fn is_internal_name(name: &str) -> bool {
         || name.ends_with(".arca-tmp")
 }
 
+/// True when `rel` names a path inside the volume: relative, every component a plain name (no empty, `.` or
+/// `..` component, no NUL).
+fn is_volume_relative(rel: &str) -> bool {
+    !rel.contains('\0') && rel.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
 /// volume-relative path → acceptable root MACs.
 type State = BTreeMap<String, Vec<Mac>>;
 
@@ -928,4 +948,117 @@ fn parse_state(b: &[u8]) -> Option<(u64, u64, State)> {
         files.insert(path, macs);
     }
     (at == b.len()).then_some((version, seq, files))
+}
+
+/// Entry points for the fuzz target `pfs_state_log` (`fuzz/`), not part of the API: they build what only the
+/// holder of the volume key can — a log header naming a given slot, records sealed and chained — so the fuzzer
+/// reaches the record framing and `parse_ops` behind the tags, not only a failing tag.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// What one replay did.
+    #[derive(Debug)]
+    pub struct Replayed {
+        /// Records applied.
+        pub applied: u64,
+        /// Files in the state afterwards.
+        pub files: usize,
+        /// Whether the state after the replay encodes and parses back to itself (what the next slot write
+        /// and the next open do with it).
+        pub round_trips: bool,
+    }
+
+    /// The log id of the logs built here (fixed: the fuzzer's inputs must replay the same way every time).
+    const LOG_ID: [u8; KEY_SIZE] = [0x5a; KEY_SIZE];
+
+    /// A counter for a state that is only replayed in memory (never read or advanced).
+    struct Unused;
+
+    impl MonotonicCounter for Unused {
+        fn value(&mut self) -> Result<u64, Error> {
+            Ok(0)
+        }
+        fn advance(&mut self, _to: u64, _durable: bool) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    /// The in-memory state [`replay`] starts from: version 3, sequence 5, a file with one MAC and one with two.
+    fn fixed_state() -> (State, Base) {
+        let mut files = State::new();
+        files.insert("a".into(), vec![[1; KEY_SIZE]]);
+        files.insert("dir/b".into(), vec![[2; KEY_SIZE], [3; KEY_SIZE]]);
+        let digest = crate::crypto::sha256(&[&encode_state(3, 5, &files)]);
+        (
+            files,
+            Base {
+                version: 3,
+                seq: 5,
+                digest,
+            },
+        )
+    }
+
+    /// A log over `base`: its header sealed under the log key of `key`, then `records` (arbitrary plaintexts)
+    /// sealed and chained as [`Inner::append`] does, then `tail` as raw bytes.
+    fn build(key: &Key, base: &Base, records: &[&[u8]], tail: &[u8]) -> Vec<u8> {
+        let log_key = crate::crypto::log_key(key, &LOG_ID);
+        let mut out = log_header_body(base, &LOG_ID);
+        let mut chain = crate::crypto::gcm_seal_counter(&log_key, HEADER_NONCE, &out, &mut []);
+        out.extend_from_slice(&chain);
+        for (n, plain) in records.iter().enumerate() {
+            let len = u32::try_from(plain.len()).unwrap_or(u32::MAX);
+            let mut body = plain.to_vec();
+            chain = crate::crypto::gcm_seal_counter(&log_key, n as u64, &record_aad(&chain, len), &mut body);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&body);
+            out.extend_from_slice(&chain);
+        }
+        out.extend_from_slice(tail);
+        out
+    }
+
+    /// A log extending the state [`replay`] starts from (see [`build`]).
+    pub fn sealed_log(key: &Key, records: &[&[u8]], tail: &[u8]) -> Vec<u8> {
+        build(key, &fixed_state().1, records, tail)
+    }
+
+    /// Replays `log` under `key` over a fixed in-memory state, exactly as opening a volume replays its log
+    /// file, then narrows the state and checks that it encodes and parses back to itself.
+    pub fn replay(key: &Key, log: &[u8]) -> Replayed {
+        let (files, base) = fixed_state();
+        let mut inner = Inner::new(Path::new(""), "/fuzz".into(), key, Box::new(Unused));
+        inner.version = base.version;
+        inner.seq = base.seq;
+        inner.files = files;
+        inner.wide = vec!["dir/b".into()];
+        inner.base = Some(base);
+        let applied = inner.replay_bytes(log);
+        inner.narrow();
+        let round_trips = parse_state(&encode_state(9, 9, &inner.files))
+            .is_some_and(|(v, s, f)| v == 9 && s == 9 && f == inner.files);
+        Replayed {
+            applied,
+            files: inner.files.len(),
+            round_trips,
+        }
+    }
+
+    /// Writes `dir/.arca-volume.log`: a log extending the newest state slot of the volume in `dir` (bound
+    /// below `bound_prefix`, key `key`), with `records` sealed and chained and `tail` raw (see [`build`]).
+    pub fn write_sealed_log(
+        dir: &Path,
+        key: &Key,
+        bound_prefix: &str,
+        records: &[&[u8]],
+        tail: &[u8],
+    ) -> Result<(), Error> {
+        let prefix = BoundPath::new(bound_prefix)?.to_string();
+        let mut inner = Inner::new(dir, prefix, key, Box::new(Unused));
+        let (version, seq, _, digest) = inner.read_state()?;
+        let log = build(key, &Base { version, seq, digest }, records, tail);
+        std::fs::write(dir.join(LOG_FILE), log)
+            .map_err(|e| Error::io("writing the volume state log", LOG_FILE, e))
+    }
 }

@@ -305,3 +305,57 @@ fn a_long_log_is_compacted_and_stays_bounded() {
     let vol = open_volume(&f).unwrap();
     assert_eq!(read_file(&vol, "hot").unwrap(), 4999u32.to_le_bytes());
 }
+
+/// The plaintext of one log record (see `encode_ops` in rollback.rs): one "set" of `rel` to `macs`.
+fn set_record(rel: &str, macs: &[[u8; 16]]) -> Vec<u8> {
+    let mut r = 1u32.to_le_bytes().to_vec();
+    r.push(1);
+    r.extend_from_slice(&(rel.len() as u32).to_le_bytes());
+    r.extend_from_slice(rel.as_bytes());
+    r.push(macs.len() as u8);
+    for m in macs {
+        r.extend_from_slice(m);
+    }
+    r
+}
+
+#[test]
+fn an_authenticated_record_that_does_not_parse_stops_the_replay_and_the_volume_still_opens() {
+    let f = fixture();
+    let key = Key::from_bytes([0x42; 16]);
+    let vol = open_volume(&f).unwrap();
+    write_file(&vol, "kept", b"durable");
+    vol.sync().unwrap();
+    drop(vol);
+    let moved = set_record("kept", &[[9; 16]]);
+    // Sealed with the right key and chained: only the plaintext is wrong (a count of 7 changes, none there),
+    // so the well-formed record after it is dropped too.
+    arca_pfs::fuzzing::write_sealed_log(&f.dir, &key, "/srv/vol", &[&7u32.to_le_bytes(), &moved], &[]).unwrap();
+    let vol = open_volume(&f).unwrap();
+    assert_eq!(read_file(&vol, "kept").unwrap(), b"durable");
+}
+
+#[test]
+fn a_logged_path_that_leaves_the_volume_is_never_opened_to_narrow_it() {
+    let f = fixture();
+    let key = Key::from_bytes([0x42; 16]);
+    let vol = open_volume(&f).unwrap();
+    vol.sync().unwrap();
+    drop(vol);
+    // A protected file beside the volume, bound where "../outside" would bind.
+    let outside = f.dir.parent().unwrap().join("outside");
+    let bound = arca_pfs::BoundPath::in_mount("/srv/vol", "../outside").unwrap();
+    let storage = arca_pfs::HostFile::open(&outside, true).unwrap();
+    let mut pf = arca_pfs::ProtectedFile::create(storage, &key, &bound, &Options::default()).unwrap();
+    pf.write_at(0, b"not the volume's").unwrap();
+    pf.flush().unwrap();
+    let actual = pf.root_mac();
+    drop(pf);
+    let other = [7u8; 16];
+    let rec = set_record("../outside", &[actual, other]);
+    arca_pfs::fuzzing::write_sealed_log(&f.dir, &key, "/srv/vol", &[&rec], &[]).unwrap();
+    let vol = open_volume(&f).unwrap();
+    // Narrowing would have read the host file outside the volume and kept only `actual`; it was left alone.
+    vol.check("../outside", &other).unwrap();
+    vol.check("../outside", &actual).unwrap();
+}
