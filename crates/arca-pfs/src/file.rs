@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{self, Key, KEY_SIZE};
 use crate::error::NodeKind;
@@ -427,8 +427,21 @@ impl<S: Storage> ProtectedFile<S> {
                 done += self.read_direct(d, &mut buf[done..n])?;
                 continue;
             }
-            self.make_room()?;
             let rest = n - done - take;
+            if rest > 0
+                && rest < NODE_SIZE
+                && self.uncached_on_storage(d)
+                && self.uncached_on_storage(d + 1)
+                && data_parent(d).0 == data_parent(d + 1).0
+            {
+                // A small read across two uncached, physically adjacent nodes (a 4 KiB read at a 4 KiB offset
+                // always is one — the typical random read): one storage read, decrypted in the scratch buffer,
+                // not cached (no node allocation, no eviction; random reads rarely come back).
+                self.read_pair_direct(d, at, &mut buf[done..n])?;
+                done = n;
+                continue;
+            }
+            self.make_room()?;
             if rest > 0 && rest < NODE_SIZE && self.uncached_on_storage(d) && self.uncached_on_storage(d + 1)
             {
                 // A small read across two nodes (a 4 KiB read at a 4 KiB offset always is one): both nodes
@@ -717,6 +730,58 @@ impl<S: Storage> ProtectedFile<S> {
 
     fn uncached_on_storage(&self, d: u64) -> bool {
         self.stored(d) && !self.data.contains_key(&d)
+    }
+
+    /// Reads `out` from offset `at` of data node `d` on, across into node `d + 1` (both on storage, uncached,
+    /// children of the same MHT node): one storage read of both, decrypted and authenticated in the scratch
+    /// buffer, which is zeroized afterwards.
+    fn read_pair_direct(&mut self, d: u64, at: usize, out: &mut [u8]) -> Result<(), Error> {
+        if self.mht.len() >= self.cache_nodes * MHT_CACHE_FACTOR {
+            self.make_room()?;
+        }
+        let entries = [self.data_entry(d)?, self.data_entry(d + 1)?];
+        let physical = data_physical(d);
+        let name = self.name();
+        let mut ct = std::mem::take(&mut self.ct_buf);
+        ct.resize(2 * NODE_SIZE, 0);
+        let mut result = self
+            .st()
+            .read_at(physical * NODE_SIZE as u64, &mut ct)
+            .map_err(|e| {
+                Error::io(
+                    format!("reading data nodes {d} and {} (physical {physical})", d + 1),
+                    &name,
+                    e,
+                )
+            });
+        if result.is_ok() {
+            for (i, (node, entry)) in ct.chunks_exact_mut(NODE_SIZE).zip(&entries).enumerate() {
+                if !crypto::gcm_open(&Key::from_bytes(entry.key), node, &entry.tag) {
+                    result = Err(Error::NodeAuth {
+                        file: name.clone(),
+                        kind: NodeKind::Data,
+                        logical: d + i as u64,
+                        physical: physical + i as u64,
+                    });
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            match ct.get(at..at + out.len()) {
+                Some(plain) => out.copy_from_slice(plain),
+                None => {
+                    result = Err(Error::CorruptMetadata {
+                        file: name,
+                        reason: format!("a read of {} bytes at {at} does not fit two nodes", out.len()),
+                    })
+                }
+            }
+        }
+        // The plaintext goes; the buffer keeps its length (no second zeroing at the next resize).
+        ct.as_mut_slice().zeroize();
+        self.ct_buf = ct;
+        result
     }
 
     /// Loads data nodes `d` and `d + 1` (both on storage and uncached) into the cache; with one storage read

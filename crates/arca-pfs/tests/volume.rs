@@ -283,3 +283,38 @@ fn copy_dir(from: &Path, to: &Path) {
         fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+#[test]
+fn small_reads_across_two_uncached_nodes_read_right_and_detect_a_flipped_bit() {
+    let f = populated();
+    let vol = open_volume(&f).unwrap();
+    let want = content(500_000, 1);
+    let mut file = vol.open_file("a.bin", &Options::default()).unwrap();
+    // 4 KiB reads at 4 KiB offsets: each spans two data nodes (the metadata node holds the first 3072 bytes).
+    for k in [1u64, 7, 50, 96, 97, 120] {
+        let mut buf = vec![0u8; 4096];
+        let n = file.read_at(k * 4096, &mut buf).unwrap();
+        let end = ((k * 4096) as usize + n).min(want.len());
+        assert_eq!(&buf[..n], &want[(k * 4096) as usize..end], "read at {}", k * 4096);
+    }
+    drop(file);
+    // Data node 10 is physical node 12 (metadata, MHT root before it); a read at 11·4096 spans nodes 10 and 11.
+    flip(&f.dir.join("a.bin"), 12 * 4096 + 7);
+    let vol = open_volume(&f).unwrap();
+    let mut file = vol.open_file("a.bin", &Options::default()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let e = file.read_at(11 * 4096, &mut buf).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NodeAuth {
+                kind: NodeKind::Data,
+                logical: 10,
+                physical: 12,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(buf, vec![0u8; 4096], "no plaintext handed out on failure");
+}
