@@ -530,12 +530,15 @@ impl Inner {
             // Only paths inside the volume are read: a name from the log that is absolute or climbs out
             // (`..`) stays as it is rather than open a host file outside the volume read-write.
             let inside = is_volume_relative(&rel);
-            let actual = BoundPath::in_mount(&self.prefix, &rel).ok().filter(|_| inside).and_then(|bound| {
-                let storage = HostFile::open(&self.dir.join(&rel), false).ok()?;
-                ProtectedFile::open(storage, &self.key, &bound, &Options::default())
-                    .ok()
-                    .map(|f| f.root_mac())
-            });
+            let actual = BoundPath::in_mount(&self.prefix, &rel)
+                .ok()
+                .filter(|_| inside)
+                .and_then(|bound| {
+                    let storage = HostFile::open(&self.dir.join(&rel), false).ok()?;
+                    ProtectedFile::open(storage, &self.key, &bound, &Options::default())
+                        .ok()
+                        .map(|f| f.root_mac())
+                });
             match (actual, self.files.get_mut(&rel)) {
                 (Some(mac), Some(macs)) if macs.contains(&mac) => *macs = vec![mac],
                 (_, Some(_)) => self.wide.push(rel),

@@ -330,7 +330,8 @@ fn an_authenticated_record_that_does_not_parse_stops_the_replay_and_the_volume_s
     let moved = set_record("kept", &[[9; 16]]);
     // Sealed with the right key and chained: only the plaintext is wrong (a count of 7 changes, none there),
     // so the well-formed record after it is dropped too.
-    arca_pfs::fuzzing::write_sealed_log(&f.dir, &key, "/srv/vol", &[&7u32.to_le_bytes(), &moved], &[]).unwrap();
+    arca_pfs::fuzzing::write_sealed_log(&f.dir, &key, "/srv/vol", &[&7u32.to_le_bytes(), &moved], &[])
+        .unwrap();
     let vol = open_volume(&f).unwrap();
     assert_eq!(read_file(&vol, "kept").unwrap(), b"durable");
 }
