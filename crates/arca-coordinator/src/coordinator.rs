@@ -503,8 +503,19 @@ impl Coordinator {
     /// `MaxActivations`, issues its certificate, derives its secrets and renders its parameters. The
     /// activation is durable (and audited) when this returns.
     pub async fn activate(&self, req: &ActivationRequest, enclave: &Enclave) -> Result<Activation, Error> {
+        self.activate_then_release(req, enclave, ()).await
+    }
+
+    /// [`Coordinator::activate`], dropping `turn` once the activation is recorded, before waiting for the
+    /// group commit (so a slow commit does not keep the turn from the next activation's CPU work).
+    pub(crate) async fn activate_then_release<T: Send>(
+        &self,
+        req: &ActivationRequest,
+        enclave: &Enclave,
+        turn: T,
+    ) -> Result<Activation, Error> {
         let started = Instant::now();
-        let result = self.activate_inner(req, enclave).await;
+        let result = self.activate_inner(req, enclave, turn).await;
         self.inner.metrics.activation(result.is_ok(), started.elapsed());
         if let Err(e) = &result {
             tracing::info!(marble_type = %req.marble_type, uuid = %req.uuid, "activation refused: {e}");
@@ -512,7 +523,12 @@ impl Coordinator {
         result
     }
 
-    async fn activate_inner(&self, req: &ActivationRequest, enclave: &Enclave) -> Result<Activation, Error> {
+    async fn activate_inner<T: Send>(
+        &self,
+        req: &ActivationRequest,
+        enclave: &Enclave,
+        turn: T,
+    ) -> Result<Activation, Error> {
         self.check_poison()?;
         if enclave.simulated && !self.inner.options.allow_simulation {
             return Err(Error::Refused(
@@ -643,6 +659,7 @@ impl Coordinator {
                 Some(("activation", &format!("marble:{marble_type}"), &req.uuid, detail)),
             )?
         };
+        drop(turn);
         self.durable(version).await?;
         Ok(Activation {
             files,

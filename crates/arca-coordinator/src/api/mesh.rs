@@ -20,8 +20,8 @@ pub struct MeshService {
     turns: Arc<tokio::sync::Semaphore>,
 }
 
-/// Activations in progress at once, per core (quote verification, key generation and the wait for the
-/// group commit); the rest wait in arrival order.
+/// Activations in their CPU-bound part at once, per core (quote verification, key generation, rendering,
+/// up to recording; not the wait for the group commit); the rest wait in arrival order.
 const TURNS_PER_CORE: usize = 8;
 /// The longest an activation waits for its turn before it goes ahead regardless.
 const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -100,7 +100,7 @@ impl Marble for MeshService {
         // Take turns (first come, first served): a burst of activations then finishes one after the
         // other instead of all sharing the cores and finishing late together. Not a lock: many run at
         // once, and none waits longer than MAX_WAIT.
-        let _turn = tokio::time::timeout(MAX_WAIT, self.turns.acquire()).await;
+        let turn = tokio::time::timeout(MAX_WAIT, self.turns.acquire()).await;
         let verifier = self.verifier.clone();
         let quote = req.quote;
         let cert_for_check = cert.clone();
@@ -117,13 +117,14 @@ impl Marble for MeshService {
         let dns_names = csr_names(&req.csr).map_err(status)?;
         let act = self
             .coordinator
-            .activate(
+            .activate_then_release(
                 &ActivationRequest {
                     marble_type: req.marble_type,
                     uuid: req.uuid,
                     dns_names,
                 },
                 &enclave,
+                turn,
             )
             .await
             .map_err(status)?;
