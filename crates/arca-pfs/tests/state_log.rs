@@ -8,37 +8,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use arca_pfs::{Error, FileCounter, Key, MonotonicCounter, Options, Volume, STATE_LOG};
+use arca_pfs::{Error, FileCounter, MonotonicCounter, Options, Volume, STATE_LOG};
+
+#[path = "support/volume.rs"]
+mod support;
+use support::{fixture, key, open_volume, read_file, Fixture};
 
 /// Header of the log: magic, base version, base sequence, base digest, log id, tag.
 const HEADER: usize = 8 + 8 + 8 + 32 + 16 + 16;
-
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    counter: PathBuf,
-}
-
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("vol");
-    fs::create_dir(&dir).unwrap();
-    let counter = tmp.path().join("vol.counter");
-    Fixture {
-        dir,
-        counter,
-        _tmp: tmp,
-    }
-}
-
-fn open_volume(f: &Fixture) -> Result<Volume, Error> {
-    Volume::open(
-        &f.dir,
-        &Key::from_bytes([0x42; 16]),
-        "/srv/vol",
-        Box::new(FileCounter::new(&f.counter)),
-    )
-}
 
 fn counter(f: &Fixture) -> u64 {
     FileCounter::new(&f.counter).value().unwrap()
@@ -53,14 +30,6 @@ fn write_file(vol: &Volume, rel: &str, data: &[u8]) {
     };
     f.write_at(0, data).unwrap();
     f.flush().unwrap();
-}
-
-fn read_file(vol: &Volume, rel: &str) -> Result<Vec<u8>, Error> {
-    let mut f = vol.open_file(rel, &Options::default())?;
-    let mut buf = vec![0u8; f.len() as usize];
-    let n = f.read_at(0, &mut buf)?;
-    buf.truncate(n);
-    Ok(buf)
 }
 
 fn log_path(f: &Fixture) -> PathBuf {
@@ -322,7 +291,7 @@ fn set_record(rel: &str, macs: &[[u8; 16]]) -> Vec<u8> {
 #[test]
 fn an_authenticated_record_that_does_not_parse_stops_the_replay_and_the_volume_still_opens() {
     let f = fixture();
-    let key = Key::from_bytes([0x42; 16]);
+    let key = key();
     let vol = open_volume(&f).unwrap();
     write_file(&vol, "kept", b"durable");
     vol.sync().unwrap();
@@ -339,7 +308,7 @@ fn an_authenticated_record_that_does_not_parse_stops_the_replay_and_the_volume_s
 #[test]
 fn a_logged_path_that_leaves_the_volume_is_never_opened_to_narrow_it() {
     let f = fixture();
-    let key = Key::from_bytes([0x42; 16]);
+    let key = key();
     let vol = open_volume(&f).unwrap();
     vol.sync().unwrap();
     drop(vol);

@@ -4,35 +4,13 @@
 #![allow(clippy::unwrap_used)] // test helpers may unwrap
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use arca_pfs::{Error, FileCounter, Key, NodeKind, Options, Volume};
+use arca_pfs::{Error, FileCounter, NodeKind, Options, Volume};
 
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    counter: PathBuf,
-}
-
-fn key() -> Key {
-    Key::from_bytes([0x42; 16])
-}
-
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("vol");
-    fs::create_dir(&dir).unwrap();
-    let counter = tmp.path().join("vol.counter");
-    Fixture {
-        dir,
-        counter,
-        _tmp: tmp,
-    }
-}
-
-fn open_volume(f: &Fixture) -> Result<Volume, Error> {
-    Volume::open(&f.dir, &key(), "/srv/vol", Box::new(FileCounter::new(&f.counter)))
-}
+#[path = "support/volume.rs"]
+mod support;
+use support::{fixture, open_volume, read_file, Fixture};
 
 fn content(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
@@ -44,14 +22,6 @@ fn write_file(vol: &Volume, rel: &str, data: &[u8]) {
     let mut f = vol.create_file(rel, &Options::default()).unwrap();
     f.write_at(0, data).unwrap();
     f.flush().unwrap();
-}
-
-fn read_file(vol: &Volume, rel: &str) -> Result<Vec<u8>, Error> {
-    let mut f = vol.open_file(rel, &Options::default())?;
-    let mut buf = vec![0u8; f.len() as usize];
-    let n = f.read_at(0, &mut buf)?;
-    buf.truncate(n);
-    Ok(buf)
 }
 
 /// A volume with two 500 kB files (1 + 2 + 123 nodes each: more than one MHT node).
