@@ -59,16 +59,7 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), crate::Error> {
 /// AES-128-GCM encryption in place with a 12-byte zero IV and no AAD; returns the 16-byte tag.
 /// The format uses every key for exactly one encryption, which is what makes the zero IV safe.
 pub(crate) fn gcm_seal(key: &Key, buf: &mut [u8]) -> [u8; KEY_SIZE] {
-    let cipher = gcm_key(key);
-    // Our buffers are at most 4 KiB, far below GCM's limits: the only error case cannot occur.
-    match cipher.seal_in_place_separate_tag(zero_nonce(), Aad::empty(), buf) {
-        Ok(tag) => {
-            let mut out = [0u8; KEY_SIZE];
-            out.copy_from_slice(tag.as_ref());
-            out
-        }
-        Err(_) => unreachable_gcm(),
-    }
+    gcm_seal_counter(key, 0, &[], buf)
 }
 
 fn gcm_key(key: &Key) -> LessSafeKey {
@@ -79,22 +70,17 @@ fn gcm_key(key: &Key) -> LessSafeKey {
     }
 }
 
-fn zero_nonce() -> Nonce {
-    Nonce::assume_unique_for_key([0u8; 12])
-}
-
 /// AES-128-GCM decryption in place (zero IV, no AAD); false when the tag does not authenticate `buf`.
 /// On failure `buf` holds garbage and must not be used.
 #[must_use]
 pub(crate) fn gcm_open(key: &Key, buf: &mut [u8], tag: &[u8; KEY_SIZE]) -> bool {
-    gcm_key(key)
-        .open_in_place_separate_tag(zero_nonce(), Aad::empty(), Tag::from(*tag), buf, 0..)
-        .is_ok()
+    gcm_open_counter(key, 0, &[], buf, tag)
 }
 
 /// AES-128-GCM encryption in place with the nonce `counter` (little-endian, zero-padded to 12 bytes) and
 /// `aad`; returns the tag. For keys used more than once: every (key, counter) pair must be unique.
 pub(crate) fn gcm_seal_counter(key: &Key, counter: u64, aad: &[u8], buf: &mut [u8]) -> [u8; KEY_SIZE] {
+    // Our buffers are far below GCM's limit (2^36 bytes): the only error case cannot occur.
     match gcm_key(key).seal_in_place_separate_tag(counter_nonce(counter), Aad::from(aad), buf) {
         Ok(tag) => {
             let mut out = [0u8; KEY_SIZE];

@@ -120,32 +120,27 @@ impl EncryptedFs {
         }
     }
 
-    /// The host descriptor of an orphan (a duplicate: for metadata calls on its unnamed host file).
-    fn orphan_fd(&mut self, ino: u64) -> Option<Result<std::fs::File, i32>> {
-        if !self.orphans.contains(&ino) {
-            return None;
-        }
-        let f = self.open.get_mut(&ino)?;
-        Some(f.file.storage_mut().file().try_clone().map_err(|e| io_errno(&e)))
-    }
-
     /// A duplicate of the host descriptor of the open file `ino` (for metadata calls without a path walk).
     fn open_fd(&mut self, ino: u64) -> Option<Result<std::fs::File, i32>> {
         let f = self.open.get_mut(&ino)?;
         Some(f.file.storage_mut().file().try_clone().map_err(|e| io_errno(&e)))
     }
 
-    /// The attributes of `ino`: from its host path, or for an orphan from its open host descriptor.
+    /// The attributes of `ino`: from its open host descriptor when it is open (orphans included), else from
+    /// its host path.
     fn attr(&mut self, ino: u64) -> Result<FileAttr, i32> {
-        if let Some(fd) = self.orphan_fd(ino) {
-            let m = fd?.metadata().map_err(|e| io_errno(&e))?;
-            let size = self.open.get(&ino).map_or(0, |f| f.file.len());
-            return Ok(Self::file_attr(ino, FileType::RegularFile, size, 0, &m));
-        }
         if let Some(f) = self.open.get_mut(&ino) {
-            // An open file: `fstat` on its host descriptor (no path walk).
+            // An open file: `fstat` on its host descriptor (no path walk; for an orphan, whose host name is
+            // gone too, the only way).
             let m = f.file.storage_mut().file().metadata().map_err(|e| io_errno(&e))?;
-            return Ok(Self::file_attr(ino, FileType::RegularFile, f.file.len(), 1, &m));
+            let nlink = if self.orphans.contains(&ino) { 0 } else { 1 };
+            return Ok(Self::file_attr(
+                ino,
+                FileType::RegularFile,
+                f.file.len(),
+                nlink,
+                &m,
+            ));
         }
         let rel = self.inodes.path(ino).ok_or(libc::ENOENT)?.to_string();
         let m = std::fs::symlink_metadata(self.host(&rel)).map_err(|e| io_errno(&e))?;
@@ -350,7 +345,7 @@ impl Filesystem for EncryptedFs {
     ) {
         // An open file's metadata changes go to its open host descriptor (no path walk; for an orphan, the
         // only way to reach it).
-        let open_fd = match self.orphan_fd(ino).or_else(|| self.open_fd(ino)).transpose() {
+        let open_fd = match self.open_fd(ino).transpose() {
             Ok(fd) => fd,
             Err(e) => return reply.error(e),
         };
@@ -549,11 +544,10 @@ impl Filesystem for EncryptedFs {
         // The host file stays empty until the first flush (at the latest on close): one volume commit per new
         // file instead of two. An empty host file is never served as plaintext: opening it fails
         // (`InvalidHostSize`), which is what a crash before that first flush leaves.
-        let file = match self.volume.create_file(&rel, &self.options) {
+        let mut file = match self.volume.create_file(&rel, &self.options) {
             Ok(f) => f,
             Err(e) => return reply.error(log_err("create", &rel, &e)),
         };
-        let mut file = file;
         let _ = file
             .storage_mut()
             .file()
