@@ -17,7 +17,7 @@ use crate::{ActivationRequest, Coordinator, Error};
 pub struct MeshService {
     coordinator: Coordinator,
     verifier: Arc<dyn MarbleVerifier>,
-    turns: Arc<tokio::sync::Semaphore>,
+    turns: crate::api::Turns,
 }
 
 /// Activations in their CPU-bound part at once, per core (quote verification, key generation, rendering,
@@ -29,11 +29,10 @@ const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 impl MeshService {
     /// A service over `coordinator`, verifying marbles with `verifier`.
     pub fn new(coordinator: Coordinator, verifier: Arc<dyn MarbleVerifier>) -> MeshService {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         MeshService {
             coordinator,
             verifier,
-            turns: Arc::new(tokio::sync::Semaphore::new(TURNS_PER_CORE * cores)),
+            turns: crate::api::Turns::per_core(TURNS_PER_CORE, MAX_WAIT),
         }
     }
 
@@ -97,10 +96,8 @@ impl Marble for MeshService {
     async fn activate(&self, request: Request<ActivationReq>) -> Result<Response<ActivationResp>, Status> {
         let cert = request.extensions().get::<ClientCert>().and_then(|c| c.0.clone());
         let req = request.into_inner();
-        // Take turns (first come, first served): a burst of activations then finishes one after the
-        // other instead of all sharing the cores and finishing late together. Not a lock: many run at
-        // once, and none waits longer than MAX_WAIT.
-        let turn = tokio::time::timeout(MAX_WAIT, self.turns.acquire()).await;
+        // Take a turn (see `Turns`); given up once the activation is recorded, before the commit wait.
+        let turn = self.turns.take().await;
         let verifier = self.verifier.clone();
         let quote = req.quote;
         let cert_for_check = cert.clone();

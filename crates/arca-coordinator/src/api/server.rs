@@ -302,19 +302,16 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// clients that stall their handshakes can delay others by this much at most).
 const HANDSHAKE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Handshakes in progress at once: a few per core keep every core busy while others wait for the
-/// network; the rest wait in arrival order.
-fn handshake_slots() -> usize {
-    4 * std::thread::available_parallelism().map_or(2, |n| n.get())
-}
+/// Handshakes in progress at once, per core: a few keep every core busy while others wait for the network.
+const HANDSHAKES_PER_CORE: usize = 4;
 
 /// Serves `router` over TLS on `listener`, adding each connection's client certificate to its requests.
 ///
 /// Handshakes take turns: a connection that has sent its first bytes waits (first come, first served)
-/// for one of a few slots, then handshakes. Each handshake is mostly CPU (key exchange, signatures, the
+/// for one of a few turns ([`crate::api::Turns`]), then handshakes. Each handshake is mostly CPU (key exchange, signatures, the
 /// client's evidence); when a burst of connections all handshake at once they share the cores and all
 /// finish late, while in turns each finishes soon after it starts, so the slowest connections of a
-/// burst wait far less. A connection that waited [`HANDSHAKE_MAX_WAIT`] goes ahead without a slot, so
+/// burst wait far less. A connection that waited [`HANDSHAKE_MAX_WAIT`] goes ahead without a turn, so
 /// stalled clients cannot hold the others back for longer.
 pub async fn serve_tls(
     listener: TcpListener,
@@ -322,7 +319,7 @@ pub async fn serve_tls(
     router: Router,
 ) -> Result<(), Error> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let slots = Arc::new(tokio::sync::Semaphore::new(handshake_slots()));
+    let turns = crate::api::Turns::per_core(HANDSHAKES_PER_CORE, HANDSHAKE_MAX_WAIT);
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -335,14 +332,14 @@ pub async fn serve_tls(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
-        let slots = slots.clone();
+        let turns = turns.clone();
         tokio::spawn(async move {
             let handshake = async {
-                // An idle connection holds no slot.
+                // An idle connection holds no turn.
                 tcp.readable().await?;
-                let slot = tokio::time::timeout(HANDSHAKE_MAX_WAIT, slots.acquire()).await;
+                let turn = turns.take().await;
                 let tls = acceptor.accept(tcp).await;
-                drop(slot);
+                drop(turn);
                 tls
             };
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
