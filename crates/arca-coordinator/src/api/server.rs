@@ -308,7 +308,7 @@ const HANDSHAKES_PER_CORE: usize = 4;
 /// Serves `router` over TLS on `listener`, adding each connection's client certificate to its requests.
 ///
 /// Handshakes take turns: a connection that has sent its first bytes waits (first come, first served)
-/// for one of a few turns ([`crate::api::Turns`]), then handshakes. Each handshake is mostly CPU (key exchange, signatures, the
+/// for one of a few turns (`Turns`), then handshakes. Each handshake is mostly CPU (key exchange, signatures, the
 /// client's evidence); when a burst of connections all handshake at once they share the cores and all
 /// finish late, while in turns each finishes soon after it starts, so the slowest connections of a
 /// burst wait far less. A connection that waited [`HANDSHAKE_MAX_WAIT`] goes ahead without a turn, so
