@@ -5,17 +5,20 @@
 #   bindfs    — a plain FUSE passthrough of the same disk (the limit for any FUSE file system)
 # Workloads (fio, psync): sequential write of 1 GiB (fsync at end), sequential read of 1 GiB (cold cache),
 # random 4 KiB reads over that file (cold cache, fixed time), and many small files (2000 × 4 KiB written,
-# then read back cold).  Needs root (drop_caches, FUSE).  Results: a table on stdout; record it in
-# BENCHMARKS.md with `uptime`.
+# then read back cold).  Needs root (drop_caches, FUSE).  The three file systems run in REPS interleaved
+# repetitions (the order rotates each repetition, so drift of the disk or the machine during a run does not
+# favour one of them); the table gives the median of each workload over the repetitions, followed by every
+# repetition's raw figures.  Record the output in BENCHMARKS.md with `uptime`.
 #
 #   scripts/bench-pfs.sh [WORKDIR]        (default WORKDIR: a new directory under /var/tmp)
-#   SIZE=256M scripts/bench-pfs.sh         (smaller run for a quick look)
+#   SIZE=256M REPS=1 scripts/bench-pfs.sh  (smaller run for a quick look)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE=${SIZE:-1G}
 RUNTIME=${RUNTIME:-15}
 NFILES=${NFILES:-2000}
+REPS=${REPS:-3}
 WORK=${1:-$(mktemp -d /var/tmp/arca-bench-pfs.XXXXXX)}
 ARCA=${ARCA:-target/release/arca}
 
@@ -80,24 +83,47 @@ PY
 }
 
 declare -A R
-for fs in arca gocryptfs bindfs; do
-  m="$WORK/$fs.mnt"
-  common=(--name=b --filename="$m/big" --ioengine=psync --size="$SIZE")
-  R[$fs.seqw]=$(fio_bw "${common[@]}" --rw=write --bs=1M --end_fsync=1 | cut -d' ' -f1)
-  drop
-  R[$fs.seqr]=$(fio_bw "${common[@]}" --rw=read --bs=1M | cut -d' ' -f1)
-  drop
-  R[$fs.randr]=$(fio_bw "${common[@]}" --rw=randread --bs=4k --time_based --runtime="$RUNTIME" | cut -d' ' -f2)
-  rm -f "$m/big"
-  read -r sw sr < <(small_files "$m")
-  R[$fs.smallw]=$sw; R[$fs.smallr]=$sr
+FSS=(arca gocryptfs bindfs)
+for rep in $(seq "$REPS"); do
+  for i in 0 1 2; do
+    fs=${FSS[$(((i + rep - 1) % 3))]}
+    m="$WORK/$fs.mnt"
+    common=(--name=b --filename="$m/big" --ioengine=psync --size="$SIZE")
+    R[$fs.seqw.$rep]=$(fio_bw "${common[@]}" --rw=write --bs=1M --end_fsync=1 | cut -d' ' -f1)
+    drop
+    R[$fs.seqr.$rep]=$(fio_bw "${common[@]}" --rw=read --bs=1M | cut -d' ' -f1)
+    drop
+    R[$fs.randr.$rep]=$(fio_bw "${common[@]}" --rw=randread --bs=4k --time_based --runtime="$RUNTIME" | cut -d' ' -f2)
+    rm -f "$m/big"
+    read -r sw sr < <(small_files "$m")
+    R[$fs.smallw.$rep]=$sw; R[$fs.smallr.$rep]=$sr
+    rm -rf "$m/small"
+  done
 done
 
+median() { python3 -c "import statistics,sys; print('%g' % statistics.median(float(a) for a in sys.argv[1:]))" "$@"; }
+reps() { local fs=$1 k=$2 r out=(); for r in $(seq "$REPS"); do out+=("${R[$fs.$k.$r]}"); done; echo "${out[@]}"; }
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
-echo "# bench-pfs: SIZE=$SIZE RUNTIME=${RUNTIME}s NFILES=$NFILES $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"
+WORKLOADS=("seqw:sequential write MB/s" "seqr:sequential read MB/s" "randr:random 4 KiB read IOPS" "smallw:small files written/s" "smallr:small files read/s")
+echo "# bench-pfs: SIZE=$SIZE RUNTIME=${RUNTIME}s NFILES=$NFILES REPS=$REPS $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Median of $REPS interleaved repetitions:"
 printf '| workload | arca | gocryptfs | bindfs (passthrough) | arca / gocryptfs | arca / passthrough |\n|---|---|---|---|---|---|\n'
-for w in "seqw:sequential write MB/s" "seqr:sequential read MB/s" "randr:random 4 KiB read IOPS" "smallw:small files written/s" "smallr:small files read/s"; do
+for w in "${WORKLOADS[@]}"; do
   k=${w%%:*}; label=${w#*:}
+  for fs in "${FSS[@]}"; do
+    # shellcheck disable=SC2046
+    R[$fs.$k]=$(median $(reps "$fs" "$k"))
+  done
   printf '| %s | %s | %s | %s | %s× | %s× |\n' "$label" "${R[arca.$k]}" "${R[gocryptfs.$k]}" "${R[bindfs.$k]}" \
     "$(ratio "${R[arca.$k]}" "${R[gocryptfs.$k]}")" "$(ratio "${R[arca.$k]}" "${R[bindfs.$k]}")"
+done
+echo
+echo "Every repetition (arca / gocryptfs / bindfs, and arca / gocryptfs):"
+printf '| workload | rep | arca | gocryptfs | bindfs | arca / gocryptfs |\n|---|---|---|---|---|---|\n'
+for w in "${WORKLOADS[@]}"; do
+  k=${w%%:*}; label=${w#*:}
+  for r in $(seq "$REPS"); do
+    printf '| %s | %s | %s | %s | %s | %s× |\n' "$label" "$r" "${R[arca.$k.$r]}" "${R[gocryptfs.$k.$r]}" \
+      "${R[bindfs.$k.$r]}" "$(ratio "${R[arca.$k.$r]}" "${R[gocryptfs.$k.$r]}")"
+  done
 done

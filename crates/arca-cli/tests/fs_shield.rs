@@ -192,6 +192,60 @@ print("ok")
 }
 
 #[test]
+fn writes_through_a_shared_mapping_and_read_only_closes_in_between_all_reach_the_volume() {
+    // Read-only descriptors send no FLUSH at close: what a writable descriptor or a shared writable mapping
+    // wrote must still reach the volume (through the writable descriptor's own flush and release).
+    if !fuse_available() || arca_testkit::require_tool("python3").is_none() {
+        return;
+    }
+    let t = setup();
+    let m = Mount::encrypted(t.path());
+    let script = format!(
+        r#"
+import mmap, os, sys
+p = os.path.join(sys.argv[1], "mapped.bin")
+with open(p, "wb") as f:
+    f.write(b"\0" * 300000)
+fd = os.open(p, os.O_RDWR)
+mm = mmap.mmap(fd, 300000, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+os.close(fd)  # the mapping keeps the writable descriptor alive
+mm[1000:1000 + len(b"{MARKER}")] = b"{MARKER}"
+mm[250000:250004] = b"tail"
+with open(p, "rb") as r:  # a read-only open and close while the mapping is dirty
+    r.read(10)
+mm.flush()
+mm.close()
+w = open(p, "r+b")
+w.seek(299990)
+w.write(b"0123456789")
+w.flush()  # out of Python's buffer: the write reaches the shield, the writer stays open
+with open(p, "rb") as r:  # read-only close while the writer is still open
+    assert r.read()[-10:] == b"0123456789", "a read-only descriptor does not see the writer's data"
+w.close()
+print("ok")
+"#
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .arg(t.path().join("mnt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    m.unmount();
+    assert_no_plaintext(&t.path().join("enc"));
+    let m = Mount::encrypted(t.path());
+    let back = fs::read(t.path().join("mnt/mapped.bin")).unwrap();
+    assert_eq!(back.len(), 300000);
+    assert_eq!(&back[1000..1000 + MARKER.len()], MARKER.as_bytes());
+    assert_eq!(&back[250000..250004], b"tail");
+    assert_eq!(&back[299990..], b"0123456789");
+    assert!(back[..1000].iter().all(|&b| b == 0));
+    m.unmount();
+}
+
+#[test]
 fn kill_9_mid_writes_keeps_fsynced_data_and_other_files_intact() {
     if !fuse_available() || arca_testkit::require_tool("python3").is_none() {
         return;

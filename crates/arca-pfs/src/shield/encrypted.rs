@@ -44,6 +44,9 @@ impl std::fmt::Debug for EncryptedFs {
     }
 }
 
+/// `FOPEN_NOFLUSH` (FUSE ABI 7.35; fuser 0.16 names it only for that ABI): no FLUSH request at `close`.
+const FOPEN_NOFLUSH: u32 = 1 << 5;
+
 /// Largest read or write request the shield asks the kernel for.
 const MAX_REQUEST: u32 = 1 << 20;
 
@@ -118,12 +121,6 @@ impl EncryptedFs {
             None if self.orphans.contains(&ino) => "(unlinked while open)".into(),
             None => "?".into(),
         }
-    }
-
-    /// A duplicate of the host descriptor of the open file `ino` (for metadata calls without a path walk).
-    fn open_fd(&mut self, ino: u64) -> Option<Result<std::fs::File, i32>> {
-        let f = self.open.get_mut(&ino)?;
-        Some(f.file.storage_mut().file().try_clone().map_err(|e| io_errno(&e)))
     }
 
     /// The attributes of `ino`: from its open host descriptor when it is open (orphans included), else from
@@ -267,16 +264,9 @@ impl Filesystem for EncryptedFs {
         // 1 MiB requests (the kernel accepts more than 32 pages per request once `max_pages` is negotiated).
         let _ = config.set_max_write(MAX_REQUEST);
         let _ = config.set_max_readahead(MAX_REQUEST);
-        // The kernel's writeback cache: `write` returns once the page cache holds the data. `close` and `fsync`
-        // still write every dirty page back before they reach the shield (FUSE flush / fsync), so what they
-        // promise is unchanged. The kernel asks for attributes before writes: files unlinked while open
-        // answer them from their open descriptor (`orphan`).
-        if config
-            .add_capabilities(fuser::consts::FUSE_WRITEBACK_CACHE)
-            .is_err()
-        {
-            tracing::debug!("the kernel offers no FUSE writeback cache; writes go through");
-        }
+        // No kernel writeback cache (`FUSE_WRITEBACK_CACHE`): with it every `close` of a written file costs
+        // one more request (the kernel's SETATTR of `mtime` before the flush), and creating small files was
+        // measured slower (docs/protected-files.md). Without it, `write` hands its data to the shield at once.
         Ok(())
     }
 
@@ -345,12 +335,8 @@ impl Filesystem for EncryptedFs {
     ) {
         // An open file's metadata changes go to its open host descriptor (no path walk; for an orphan, the
         // only way to reach it).
-        let open_fd = match self.open_fd(ino).transpose() {
-            Ok(fd) => fd,
-            Err(e) => return reply.error(e),
-        };
         let rel = self.label(ino);
-        if open_fd.is_none() && self.inodes.path(ino).is_none() {
+        if !self.open.contains_key(&ino) && self.inodes.path(ino).is_none() {
             return reply.error(libc::ENOENT);
         }
         let host = self.host(&rel);
@@ -369,8 +355,8 @@ impl Filesystem for EncryptedFs {
         }
         if let Some(m) = mode {
             let perm = std::fs::Permissions::from_mode(m & 0o7777);
-            let r = match &open_fd {
-                Some(fd) => fd.set_permissions(perm),
+            let r = match self.open.get_mut(&ino) {
+                Some(f) => f.file.storage_mut().file().set_permissions(perm),
                 None => std::fs::set_permissions(&host, perm),
             };
             if let Err(e) = r {
@@ -378,8 +364,8 @@ impl Filesystem for EncryptedFs {
             }
         }
         if uid.is_some() || gid.is_some() {
-            let r = match &open_fd {
-                Some(fd) => std::os::unix::fs::fchown(fd, uid, gid),
+            let r = match self.open.get_mut(&ino) {
+                Some(f) => std::os::unix::fs::fchown(f.file.storage_mut().file(), uid, gid),
                 None => std::os::unix::fs::lchown(&host, uid, gid),
             };
             if let Err(e) = r {
@@ -387,21 +373,21 @@ impl Filesystem for EncryptedFs {
             }
         }
         if atime.is_some() || mtime.is_some() {
-            let fd = match open_fd {
-                Some(fd) => Ok(fd),
-                None => std::fs::File::options().write(true).open(&host),
+            let mut t = std::fs::FileTimes::new();
+            if let Some(a) = to_time(atime) {
+                t = t.set_accessed(a);
+            }
+            if let Some(m) = to_time(mtime) {
+                t = t.set_modified(m);
+            }
+            let r = match self.open.get_mut(&ino) {
+                Some(f) => f.file.storage_mut().file().set_times(t),
+                None => std::fs::File::options()
+                    .write(true)
+                    .open(&host)
+                    .and_then(|f| f.set_times(t)),
             };
-            let times = fd.and_then(|f| {
-                let mut t = std::fs::FileTimes::new();
-                if let Some(a) = to_time(atime) {
-                    t = t.set_accessed(a);
-                }
-                if let Some(m) = to_time(mtime) {
-                    t = t.set_modified(m);
-                }
-                f.set_times(t)
-            });
-            if let Err(e) = times {
+            if let Err(e) = r {
                 return reply.error(io_errno(&e));
             }
         }
@@ -515,13 +501,20 @@ impl Filesystem for EncryptedFs {
         }
     }
 
-    fn open(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
+    fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        // The shield is the only writer of its files and every change passes through the kernel's page
+        // cache, so what the kernel has cached is current: keep it across opens.
+        let mut open_flags = fuser::consts::FOPEN_KEEP_CACHE;
+        if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            // A read-only descriptor has nothing to flush at `close` (without the kernel's writeback cache
+            // every write reaches the shield through a writable descriptor, whose own `close` flushes it):
+            // no FLUSH request.
+            open_flags |= FOPEN_NOFLUSH;
+        }
         match self.open_file(ino) {
             Ok(f) => {
                 f.handles += 1;
-                // The shield is the only writer of its files and every change passes through the kernel's
-                // page cache, so what the kernel has cached is current: keep it across opens.
-                reply.opened(ino, fuser::consts::FOPEN_KEEP_CACHE)
+                reply.opened(ino, open_flags)
             }
             Err(e) => reply.error(e),
         }
@@ -544,18 +537,27 @@ impl Filesystem for EncryptedFs {
         // The host file stays empty until the first flush (at the latest on close): one volume commit per new
         // file instead of two. An empty host file is never served as plaintext: opening it fails
         // (`InvalidHostSize`), which is what a crash before that first flush leaves.
-        let mut file = match self.volume.create_file(&rel, &self.options) {
+        let file = match self.volume.create_file(&rel, &self.options) {
             Ok(f) => f,
             Err(e) => return reply.error(log_err("create", &rel, &e)),
         };
-        let _ = file
-            .storage_mut()
-            .file()
-            .set_permissions(std::fs::Permissions::from_mode(mode & !umask & 0o7777));
         let ino = self.inodes.ino(&rel);
         self.sizes.remove(&ino);
         self.open.insert(ino, OpenFile { file, handles: 1 });
-        match self.attr(ino) {
+        let perm = (mode & !umask & 0o7777) as u16;
+        let mut attr = self.attr(ino);
+        if matches!(&attr, Ok(a) if a.perm != perm) {
+            // The host file got the shield's umask, not the program's: `chmod` it (and `stat` again).
+            if let Some(f) = self.open.get_mut(&ino) {
+                let _ = f
+                    .file
+                    .storage_mut()
+                    .file()
+                    .set_permissions(std::fs::Permissions::from_mode(u32::from(perm)));
+            }
+            attr = self.attr(ino);
+        }
+        match attr {
             Ok(a) => reply.created(&TTL, &a, 0, ino, fuser::consts::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
         }
