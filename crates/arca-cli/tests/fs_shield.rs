@@ -193,8 +193,9 @@ print("ok")
 
 #[test]
 fn writes_through_a_shared_mapping_and_read_only_closes_in_between_all_reach_the_volume() {
-    // Read-only descriptors send no FLUSH at close: what a writable descriptor or a shared writable mapping
-    // wrote must still reach the volume (through the writable descriptor's own flush and release).
+    // What a shared writable mapping (outliving its descriptor) and a writable descriptor wrote reaches the
+    // volume, whatever read-only descriptors are opened and closed in between (their FLUSH, if any, must
+    // neither lose nor corrupt the writer's data).
     if !fuse_available() || arca_testkit::require_tool("python3").is_none() {
         return;
     }

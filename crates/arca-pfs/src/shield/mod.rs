@@ -3,10 +3,10 @@
 //!
 //! The shield serves one request at a time (fuser's session loop): profiled, the small-file workloads spend
 //! their time in the FUSE round trips and the host syscalls of each request, and a single-threaded program's
-//! requests are sequential, so the shield cuts requests instead (no kernel writeback cache, so no `mtime`
-//! SETATTR per written file; no FLUSH for read-only descriptors; `docs/protected-files.md`). Each protected
-//! file that is open has one [`ProtectedFile`](crate::ProtectedFile) shared by all its handles, flushed on
-//! `close` of a writable descriptor (FUSE flush), made durable on `fsync`, and dropped with the last handle.
+//! requests are sequential (only RELEASE and FORGET could overlap another), so the shield keeps the work per
+//! request small instead (`docs/protected-files.md`). Each protected file that is open has one
+//! [`ProtectedFile`](crate::ProtectedFile) shared by all its handles, flushed on `close` (FUSE flush), made
+//! durable on `fsync`, and dropped with the last handle.
 //! Every flush is recorded in the volume's rollback state first ([`Volume`](crate::Volume)). Errors reach the
 //! program as `EIO` (authentication, rollback) or `EACCES` (a trusted file whose hash does not match) and are
 //! logged with their cause.
