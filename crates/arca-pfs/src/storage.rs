@@ -51,11 +51,15 @@ impl Storage for Vec<u8> {
     }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         let start = usize::try_from(offset).map_err(|_| too_big())?;
-        let end = start.checked_add(buf.len()).ok_or_else(too_big)?;
-        if Vec::len(self) < end {
-            self.resize(end, 0);
+        start.checked_add(buf.len()).ok_or_else(too_big)?;
+        // Bytes past the end are appended, not zero-filled and then overwritten (an encrypted file is
+        // written front to back).
+        if start > Vec::len(self) {
+            self.resize(start, 0);
         }
-        self[start..end].copy_from_slice(buf);
+        let overlap = (Vec::len(self) - start).min(buf.len());
+        self[start..start + overlap].copy_from_slice(&buf[..overlap]);
+        self.extend_from_slice(&buf[overlap..]);
         Ok(())
     }
     fn len(&mut self) -> io::Result<u64> {

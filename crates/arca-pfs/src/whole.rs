@@ -74,7 +74,15 @@ pub fn encrypt_bytes(
     node_keys: NodeKeys,
 ) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(crate::protected_size(plaintext.len() as u64) as usize);
-    encrypt_stream(plaintext, &mut out, key, path, node_keys)?;
+    let options = Options {
+        node_keys,
+        ..Options::default()
+    };
+    // Straight from `plaintext` (no copy through a read buffer, unlike `encrypt_stream`).
+    let mut file = ProtectedFile::create(&mut out, key, path, &options)?;
+    file.write_at(0, plaintext)?;
+    file.flush()?;
+    drop(file);
     Ok(out)
 }
 
