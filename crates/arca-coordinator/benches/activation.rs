@@ -516,8 +516,10 @@ async fn activate_tls(mesh: &str, l: Launcher) {
     .await
     .unwrap();
     tokio::spawn(conn);
-    let mut client =
-        MarbleClient::with_origin(H2(send), tonic::codegen::http::Uri::from_static("http://localhost"));
+    let mut client = MarbleClient::with_origin(
+        H2(send),
+        tonic::codegen::http::Uri::from_static("http://localhost"),
+    );
     client
         .activate(ActivationReq {
             csr: l.csr,
@@ -538,7 +540,8 @@ type H2Response = tonic::codegen::http::Response<hyper::body::Incoming>;
 impl tower::Service<tonic::codegen::http::Request<tonic::body::Body>> for H2 {
     type Response = H2Response;
     type Error = hyper::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<H2Response, hyper::Error>> + Send>>;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<H2Response, hyper::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), hyper::Error>> {
         self.0.poll_ready(cx)

@@ -118,7 +118,10 @@ impl FileStore {
             seq: Mutex::new(0),
         };
         let newest = store.read_slots()?.newest.map_or(0, |r| r.seq);
-        *store.seq.lock().map_err(|_| Error::Poisoned("state slot lock".into()))? = newest;
+        *store
+            .seq
+            .lock()
+            .map_err(|_| Error::Poisoned("state slot lock".into()))? = newest;
         Ok(store)
     }
 
@@ -202,8 +205,10 @@ impl FileStore {
                 std::fs::rename(&tmp, &path).map_err(Error::io("creating the state slot", &path))?;
                 let legacy = self.legacy_state_path();
                 if legacy.exists() {
-                    std::fs::remove_file(&legacy)
-                        .map_err(Error::io("removing the state file of an earlier version", &legacy))?;
+                    std::fs::remove_file(&legacy).map_err(Error::io(
+                        "removing the state file of an earlier version",
+                        &legacy,
+                    ))?;
                 }
                 self.sync_dir()
             }
@@ -220,7 +225,10 @@ impl Store for FileStore {
     fn load_state(&self) -> Result<Option<Vec<u8>>, Error> {
         let slots = self.read_slots()?;
         if let Some(r) = slots.newest {
-            *self.seq.lock().map_err(|_| Error::Poisoned("state slot lock".into()))? = r.seq;
+            *self
+                .seq
+                .lock()
+                .map_err(|_| Error::Poisoned("state slot lock".into()))? = r.seq;
             return Ok(Some(r.payload));
         }
         if slots.any_file {
@@ -443,11 +451,19 @@ mod tests {
             std::fs::write(dir.path().join("state.0"), &before).unwrap();
             overwrite_start(dir.path(), 0, &next[..cut]);
             let reopened = FileStore::open(dir.path()).unwrap();
-            assert_eq!(reopened.load_state().unwrap().unwrap(), b"third", "cut at byte {cut}");
+            assert_eq!(
+                reopened.load_state().unwrap().unwrap(),
+                b"third",
+                "cut at byte {cut}"
+            );
         }
         overwrite_start(dir.path(), 0, &next);
         assert_eq!(
-            FileStore::open(dir.path()).unwrap().load_state().unwrap().unwrap(),
+            FileStore::open(dir.path())
+                .unwrap()
+                .load_state()
+                .unwrap()
+                .unwrap(),
             b"FOURTH-STATE-4"
         );
     }
@@ -468,7 +484,14 @@ mod tests {
         assert_eq!(s.load_state().unwrap().unwrap(), b"four");
         // A shorter record over a longer one: the stale tail is not part of the record.
         s.commit(b"5", 0, &[]).unwrap();
-        assert_eq!(FileStore::open(dir.path()).unwrap().load_state().unwrap().unwrap(), b"5");
+        assert_eq!(
+            FileStore::open(dir.path())
+                .unwrap()
+                .load_state()
+                .unwrap()
+                .unwrap(),
+            b"5"
+        );
     }
 
     #[test]
@@ -496,7 +519,14 @@ mod tests {
         assert_eq!(s.load_state().unwrap().unwrap(), b"old format");
         s.commit(b"new", 0, &[]).unwrap();
         assert!(!dir.path().join("state.sealed").exists());
-        assert_eq!(FileStore::open(dir.path()).unwrap().load_state().unwrap().unwrap(), b"new");
+        assert_eq!(
+            FileStore::open(dir.path())
+                .unwrap()
+                .load_state()
+                .unwrap()
+                .unwrap(),
+            b"new"
+        );
     }
 
     #[test]
