@@ -16,9 +16,11 @@
 //!
 //! Under each row: the CPU time per activation by thread group (coordinator runtime, its commit thread,
 //! load generator; from `/proc`, 10 ms ticks) and how many cores were busy, then the group commits (from
-//! the coordinator's metrics). The marbles' certificates, quotes and CSRs are made before the clock starts
-//! (they are the marbles' work, not the coordinator's). Run: `cargo bench -p arca-coordinator --bench
-//! activation` (`ARCA_BENCH_SCALE=0.2` for a shorter run, `ARCA_BENCH_MODE=tls|handler` for one variant).
+//! the coordinator's metrics). The marbles' certificates, quotes and CSRs, and each launcher's TLS client
+//! configuration holding its key, are made before the clock starts (they are the marbles' work, not the
+//! coordinator's); each activation still makes a new TCP connection, a full handshake and HTTP/2 set-up.
+//! Run: `cargo bench -p arca-coordinator --bench activation` (`ARCA_BENCH_SCALE=0.2` for a shorter run,
+//! `ARCA_BENCH_MODE=tls|handler` for one variant).
 //! It measures and prints; it asserts nothing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
