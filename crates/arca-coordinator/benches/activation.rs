@@ -16,9 +16,11 @@
 //!
 //! Under each row: the CPU time per activation by thread group (coordinator runtime, its commit thread,
 //! load generator; from `/proc`, 10 ms ticks) and how many cores were busy, then the group commits (from
-//! the coordinator's metrics). The marbles' certificates, quotes and CSRs are made before the clock starts
-//! (they are the marbles' work, not the coordinator's). Run: `cargo bench -p arca-coordinator --bench
-//! activation` (`ARCA_BENCH_SCALE=0.2` for a shorter run, `ARCA_BENCH_MODE=tls|handler` for one variant).
+//! the coordinator's metrics). The marbles' certificates, quotes and CSRs, and each launcher's TLS client
+//! configuration holding its key, are made before the clock starts (they are the marbles' work, not the
+//! coordinator's); each activation still makes a new TCP connection, a full handshake and HTTP/2 set-up.
+//! Run: `cargo bench -p arca-coordinator --bench activation` (`ARCA_BENCH_SCALE=0.2` for a shorter run,
+//! `ARCA_BENCH_MODE=tls|handler` for one variant).
 //! It measures and prints; it asserts nothing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -356,13 +358,33 @@ fn handler_runs(rt: &tokio::runtime::Runtime, pki: &Arc<SimPki>) {
 /// What a launcher brings to its activation: an RA-TLS client certificate (DICE evidence: a fresh
 /// simulated quote over its key) and a CSR.
 struct Launcher {
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    /// Its TLS client configuration: the RA-TLS client certificate and key, loaded once at the launcher's
+    /// start like its key and quote (a launcher is one process that activates once).
+    tls: Arc<rustls::ClientConfig>,
     csr: Vec<u8>,
     uuid: String,
 }
 
-fn launchers(pki: &Arc<SimPki>, n: usize, start: usize) -> Vec<Launcher> {
+/// A launcher's TLS client configuration: its RA-TLS certificate as client certificate, the coordinator's
+/// certificate checked by `server`, HTTP/2.
+fn launcher_tls(
+    server: &LauncherCheck,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Arc<rustls::ClientConfig> {
+    let mut cfg =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(server.clone())))
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(cfg)
+}
+
+fn launchers(pki: &Arc<SimPki>, server: &LauncherCheck, n: usize, start: usize) -> Vec<Launcher> {
     let mut id = ReportBody::parse(&[0u8; 384]).unwrap();
     id.mrenclave = [0xaa; 32].into();
     id.mrsigner = SIGNER.into();
@@ -382,8 +404,7 @@ fn launchers(pki: &Arc<SimPki>, n: usize, start: usize) -> Vec<Launcher> {
                 .der()
                 .to_vec();
             Launcher {
-                chain,
-                key,
+                tls: launcher_tls(server, chain, key),
                 csr,
                 uuid: format!("{i:08x}-0000-4000-8000-000000000000"),
             }
@@ -482,32 +503,25 @@ impl arca_attest::PeerCheck for LauncherCheck {
 
 /// One launcher's activation over the wire: TCP connect, mutually attested TLS handshake (each side
 /// verifies the other's quote), HTTP/2, gRPC `Activate`.
-async fn activate_tls(mesh: &str, server: &LauncherCheck, l: Launcher) {
-    let mut cfg =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(server.clone())))
-            .with_client_auth_cert(l.chain, l.key)
-            .unwrap();
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
-    let cfg = Arc::new(cfg);
+async fn activate_tls(mesh: &str, l: Launcher) {
     let tcp = tokio::net::TcpStream::connect(mesh).await.unwrap();
     tcp.set_nodelay(true).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(cfg)
+    let tls = tokio_rustls::TlsConnector::from(l.tls)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    let mut io = Some(hyper_util::rt::TokioIo::new(tls));
-    let channel = tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let io = io.take();
-            async move { io.ok_or_else(|| std::io::Error::other("one connection per launcher")) }
-        }))
-        .await
-        .unwrap();
-    let mut client = MarbleClient::new(channel);
+    // HTTP/2 straight over the connection (a launcher makes one call: no pool, buffer or reconnect layers).
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut client = MarbleClient::with_origin(
+        H2(send),
+        tonic::codegen::http::Uri::from_static("http://localhost"),
+    );
     client
         .activate(ActivationReq {
             csr: l.csr,
@@ -519,6 +533,27 @@ async fn activate_tls(mesh: &str, server: &LauncherCheck, l: Launcher) {
         .unwrap();
 }
 
+/// One HTTP/2 connection as the tower service a tonic client calls.
+#[derive(Clone)]
+struct H2(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+
+type H2Response = tonic::codegen::http::Response<hyper::body::Incoming>;
+
+impl tower::Service<tonic::codegen::http::Request<tonic::body::Body>> for H2 {
+    type Response = H2Response;
+    type Error = hyper::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<H2Response, hyper::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), hyper::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(self.0.send_request(req))
+    }
+}
+
 /// Every simulated launcher does the real thing over 127.0.0.1.
 fn tls_runs(rt: &tokio::runtime::Runtime, pki: &Arc<SimPki>) {
     let s = setup(rt, pki);
@@ -528,23 +563,23 @@ fn tls_runs(rt: &tokio::runtime::Runtime, pki: &Arc<SimPki>) {
         "\n[tls] Arca launchers over 127.0.0.1: TCP + mutually attested TLS (DICE evidence both ways) + gRPC Activate",
     );
     let mut next = 0usize;
-    for l in launchers(pki, 4, next) {
+    for l in launchers(pki, &server, 4, next) {
         next += 1;
-        rt.block_on(activate_tls(&mesh, &server, l));
+        rt.block_on(activate_tls(&mesh, l));
     }
     for (concurrency, total) in runs() {
         let per_task = total / concurrency;
         let batches: Vec<Vec<Launcher>> = (0..concurrency)
             .map(|_| {
-                let b = launchers(pki, per_task, next);
+                let b = launchers(pki, &server, per_task, next);
                 next += per_task;
                 b
             })
             .collect();
-        let (mesh, server) = (mesh.clone(), server.clone());
+        let mesh = mesh.clone();
         drive(rt, &s.coordinator, concurrency, batches, move |l| {
-            let (mesh, server) = (mesh.clone(), server.clone());
-            async move { activate_tls(&mesh, &server, l).await }
+            let mesh = mesh.clone();
+            async move { activate_tls(&mesh, l).await }
         });
     }
 }

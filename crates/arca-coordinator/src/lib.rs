@@ -20,9 +20,12 @@
 //! - **Durable before answered, without a write per request.** A commit thread seals the whole state once
 //!   per batch (group commit); callers wait for the batch that holds their change. A commit that fails
 //!   stops the coordinator rather than answering from a state that may not be on disk.
-//! - **The state file is the commit point.** Audit lines are appended before the state is replaced;
-//!   lines beyond what the state commits are an interrupted commit and are dropped on start, fewer lines
-//!   mean truncation and are refused.
+//! - **The sealed state is the commit point.** Audit lines are appended (and flushed) before the state is
+//!   replaced; lines beyond what the state commits are an interrupted commit and are dropped on start,
+//!   fewer lines mean truncation and are refused. The file store replaces the state atomically without a
+//!   rename: two state slots, each commit written in place over the one not holding the newest state, as a
+//!   checksummed record with a sequence number, and `fdatasync`ed; a reader takes the newest valid record,
+//!   so a torn write loses only the commit that was never answered (see [`FileStore`]).
 //! - **Simulation is explicit**: a simulated quote is refused unless the coordinator runs with
 //!   `allow_simulation`, with an error that says so.
 #![forbid(unsafe_code)]

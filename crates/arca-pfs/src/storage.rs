@@ -46,18 +46,20 @@ pub trait Storage {
 
 impl Storage for Vec<u8> {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let start = usize::try_from(offset).map_err(|_| eof())?;
-        let end = start.checked_add(buf.len()).ok_or_else(eof)?;
-        buf.copy_from_slice(self.get(start..end).ok_or_else(eof)?);
-        Ok(())
+        let mut bytes: &[u8] = self;
+        bytes.read_at(offset, buf)
     }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         let start = usize::try_from(offset).map_err(|_| too_big())?;
-        let end = start.checked_add(buf.len()).ok_or_else(too_big)?;
-        if Vec::len(self) < end {
-            self.resize(end, 0);
+        start.checked_add(buf.len()).ok_or_else(too_big)?;
+        // Bytes past the end are appended, not zero-filled and then overwritten (an encrypted file is
+        // written front to back).
+        if start > Vec::len(self) {
+            self.resize(start, 0);
         }
-        self[start..end].copy_from_slice(buf);
+        let overlap = (Vec::len(self) - start).min(buf.len());
+        self[start..start + overlap].copy_from_slice(&buf[..overlap]);
+        self.extend_from_slice(&buf[overlap..]);
         Ok(())
     }
     fn len(&mut self) -> io::Result<u64> {
@@ -66,6 +68,28 @@ impl Storage for Vec<u8> {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.resize(usize::try_from(len).map_err(|_| too_big())?, 0);
         Ok(())
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Read-only storage over bytes already in memory (decrypting without a copy); writes fail.
+impl Storage for &[u8] {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| eof())?;
+        let end = start.checked_add(buf.len()).ok_or_else(eof)?;
+        buf.copy_from_slice(self.get(start..end).ok_or_else(eof)?);
+        Ok(())
+    }
+    fn write_at(&mut self, _offset: u64, _buf: &[u8]) -> io::Result<()> {
+        Err(read_only())
+    }
+    fn len(&mut self) -> io::Result<u64> {
+        Ok(<[u8]>::len(self) as u64)
+    }
+    fn set_len(&mut self, _len: u64) -> io::Result<()> {
+        Err(read_only())
     }
     fn sync(&mut self) -> io::Result<()> {
         Ok(())
@@ -103,6 +127,13 @@ fn eof() -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
         "read past the end of the protected file",
+    )
+}
+
+fn read_only() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "the protected file is read-only here (bytes in memory)",
     )
 }
 

@@ -5,7 +5,9 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::file::{FileInfo, NodeKeys, Options, ProtectedFile};
-use crate::format::NODE_SIZE;
+use zeroize::Zeroize;
+
+use crate::format::{MD_DATA_SIZE, NODE_SIZE};
 use crate::{BoundPath, Error, Key, Storage};
 
 const CHUNK: usize = 256 * NODE_SIZE;
@@ -72,7 +74,15 @@ pub fn encrypt_bytes(
     node_keys: NodeKeys,
 ) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(crate::protected_size(plaintext.len() as u64) as usize);
-    encrypt_stream(plaintext, &mut out, key, path, node_keys)?;
+    let options = Options {
+        node_keys,
+        ..Options::default()
+    };
+    // Straight from `plaintext` (no copy through a read buffer, unlike `encrypt_stream`).
+    let mut file = ProtectedFile::create(&mut out, key, path, &options)?;
+    file.write_at(0, plaintext)?;
+    file.flush()?;
+    drop(file);
     Ok(out)
 }
 
@@ -91,9 +101,12 @@ pub fn decrypt_stream<S: Storage, W: Write>(
     };
     let info = file.opened_info().clone();
     let mut buf = vec![0u8; CHUNK];
+    // The first read ends on a node boundary (the metadata node's 3072 bytes, then whole nodes), so every
+    // read after it covers whole data nodes: decrypted in `buf` itself, with no node cached or copied.
+    let mut want = MD_DATA_SIZE + CHUNK - NODE_SIZE;
     let mut offset = 0u64;
     loop {
-        let n = file.read_at(offset, &mut buf)?;
+        let n = file.read_at(offset, &mut buf[..want])?;
         if n == 0 {
             break;
         }
@@ -105,14 +118,32 @@ pub fn decrypt_stream<S: Storage, W: Write>(
             )
         })?;
         offset += n as u64;
+        want = CHUNK;
     }
+    buf.zeroize();
     Ok(info)
 }
 
-/// Decrypts protected-file bytes bound to `path` into the plaintext.
+/// Decrypts protected-file bytes bound to `path` into the plaintext, verifying every node. The plaintext is
+/// decrypted in place in the returned buffer (sized once from the authenticated metadata), with no copy of
+/// the input.
 pub fn decrypt_bytes(protected: &[u8], key: &Key, path: &BoundPath) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    decrypt_stream(protected.to_vec(), key, Some(path), &mut out)?;
+    let mut file = ProtectedFile::open(protected, key, path, &Options::default())?;
+    // The size is authenticated and `open` checked that `protected` holds every node it needs, so the
+    // allocation is bounded by the input's length.
+    let size = usize::try_from(file.len()).map_err(|_| Error::TooLarge {
+        file: path.to_string(),
+        offset: file.len(),
+    })?;
+    let mut out = vec![0u8; size];
+    let mut done = 0;
+    while done < size {
+        match file.read_at(done as u64, &mut out[done..])? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    out.truncate(done);
     Ok(out)
 }
 

@@ -41,6 +41,36 @@ fn arca_written_header_has_the_documented_layout() {
 }
 
 #[test]
+fn streamed_decryption_of_files_larger_than_its_buffer_matches_the_bytes_path() {
+    // decrypt_stream works in 1 MiB steps aligned to nodes after the metadata node's 3072 bytes; these sizes
+    // end just before, on and after those step boundaries and cross several MHT nodes.
+    let step = 1 << 20;
+    for size in [
+        step + MD_DATA_SIZE - NODE_SIZE,
+        step + MD_DATA_SIZE,
+        3 * step + 12_345,
+    ] {
+        let plain = pattern(size);
+        let pf = encrypt_bytes(&plain, &key(), &path(), NodeKeys::Random).unwrap();
+        let mut out = Vec::new();
+        let info = arca_pfs::decrypt_stream(&pf[..], &key(), Some(&path()), &mut out).unwrap();
+        assert_eq!(info.size, size as u64);
+        assert!(out == plain, "streamed plaintext of {size} bytes differs");
+        assert!(decrypt_bytes(&pf, &key(), &path()).unwrap() == plain);
+        // A flipped bit in the last data node is found by both paths.
+        let mut bad = pf.clone();
+        let at = bad.len() - NODE_SIZE / 2;
+        bad[at] ^= 1;
+        let err = arca_pfs::decrypt_stream(&bad[..], &key(), Some(&path()), std::io::sink()).unwrap_err();
+        assert!(matches!(err, arca_pfs::Error::NodeAuth { .. }), "{err}");
+        assert!(matches!(
+            decrypt_bytes(&bad, &key(), &path()).unwrap_err(),
+            arca_pfs::Error::NodeAuth { .. }
+        ));
+    }
+}
+
+#[test]
 fn deterministic_mode_gives_equal_bytes_for_equal_inputs_only() {
     let a = encrypt_bytes(&pattern(200_000), &key(), &path(), NodeKeys::Deterministic).unwrap();
     let b = encrypt_bytes(&pattern(200_000), &key(), &path(), NodeKeys::Deterministic).unwrap();
