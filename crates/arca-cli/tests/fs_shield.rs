@@ -174,14 +174,7 @@ os.rmdir(os.path.join(d, "sub"))
 print("ok")
 "#
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .arg(t.path().join("mnt"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    run_python_ok(&script, &t.path().join("mnt"));
     m.unmount();
     assert_no_plaintext(&t.path().join("enc"));
     let m = Mount::encrypted(t.path());
@@ -226,14 +219,7 @@ w.close()
 print("ok")
 "#
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .arg(t.path().join("mnt"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    run_python_ok(&script, &t.path().join("mnt"));
     m.unmount();
     assert_no_plaintext(&t.path().join("enc"));
     let m = Mount::encrypted(t.path());
@@ -619,4 +605,16 @@ fn files_unlinked_or_replaced_while_open_keep_working_until_the_last_close() {
     );
     assert_eq!(fs::read(mnt.join("target")).unwrap(), b"the replacement");
     m.unmount();
+}
+
+/// Runs a Python script with the mount point as its argument; it must succeed and print "ok".
+fn run_python_ok(script: &str, mnt: &Path) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(mnt)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }

@@ -427,6 +427,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(s.audit_path()).unwrap(), "a\nc\n");
     }
 
+    /// The state a store opened afresh on `dir` loads.
+    fn reopened_state(dir: &Path) -> Vec<u8> {
+        FileStore::open(dir).unwrap().load_state().unwrap().unwrap()
+    }
+
     /// Overwrites the start of slot file `slot` with `bytes`, in place, as an interrupted write would.
     fn overwrite_start(dir: &Path, slot: u64, bytes: &[u8]) {
         let f = OpenOptions::new()
@@ -450,22 +455,10 @@ mod tests {
         for cut in 0..next.len() {
             std::fs::write(dir.path().join("state.0"), &before).unwrap();
             overwrite_start(dir.path(), 0, &next[..cut]);
-            let reopened = FileStore::open(dir.path()).unwrap();
-            assert_eq!(
-                reopened.load_state().unwrap().unwrap(),
-                b"third",
-                "cut at byte {cut}"
-            );
+            assert_eq!(reopened_state(dir.path()), b"third", "cut at byte {cut}");
         }
         overwrite_start(dir.path(), 0, &next);
-        assert_eq!(
-            FileStore::open(dir.path())
-                .unwrap()
-                .load_state()
-                .unwrap()
-                .unwrap(),
-            b"FOURTH-STATE-4"
-        );
+        assert_eq!(reopened_state(dir.path()), b"FOURTH-STATE-4");
     }
 
     #[test]
@@ -484,14 +477,7 @@ mod tests {
         assert_eq!(s.load_state().unwrap().unwrap(), b"four");
         // A shorter record over a longer one: the stale tail is not part of the record.
         s.commit(b"5", 0, &[]).unwrap();
-        assert_eq!(
-            FileStore::open(dir.path())
-                .unwrap()
-                .load_state()
-                .unwrap()
-                .unwrap(),
-            b"5"
-        );
+        assert_eq!(reopened_state(dir.path()), b"5");
     }
 
     #[test]
@@ -519,14 +505,7 @@ mod tests {
         assert_eq!(s.load_state().unwrap().unwrap(), b"old format");
         s.commit(b"new", 0, &[]).unwrap();
         assert!(!dir.path().join("state.sealed").exists());
-        assert_eq!(
-            FileStore::open(dir.path())
-                .unwrap()
-                .load_state()
-                .unwrap()
-                .unwrap(),
-            b"new"
-        );
+        assert_eq!(reopened_state(dir.path()), b"new");
     }
 
     #[test]
