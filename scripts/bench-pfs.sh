@@ -10,7 +10,8 @@
 # favour one of them); the table gives the median of each workload over the repetitions, followed by every
 # repetition's raw figures.  Record the output in BENCHMARKS.md with `uptime`.
 #
-#   scripts/bench-pfs.sh [WORKDIR]        (default WORKDIR: a new directory under /var/tmp)
+#   scripts/bench-pfs.sh [WORKDIR]        (default: a new directory under /var/tmp, removed after a
+#                                          successful run; a WORKDIR you name is kept)
 #   SIZE=256M REPS=1 scripts/bench-pfs.sh  (smaller run for a quick look)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ SIZE=${SIZE:-1G}
 RUNTIME=${RUNTIME:-15}
 NFILES=${NFILES:-2000}
 REPS=${REPS:-3}
-WORK=${1:-$(mktemp -d /var/tmp/arca-bench-pfs.XXXXXX)}
+if [ -n "${1:-}" ]; then WORK=$1; OWN_WORK=0; else WORK=$(mktemp -d /var/tmp/arca-bench-pfs.XXXXXX); OWN_WORK=1; fi
 ARCA=${ARCA:-target/release/arca}
 
 need=()
@@ -33,8 +34,16 @@ fi
 
 mounts=()
 cleanup() {
+  local rc=$?
   for m in "${mounts[@]}"; do fusermount3 -uz "$m" 2>/dev/null || true; done
   [ -n "${ARCA_PID:-}" ] && kill "$ARCA_PID" 2>/dev/null || true
+  # A work directory the script made goes after a successful run; after a failure it stays for its logs.
+  if [ "$rc" -eq 0 ] && [ "$OWN_WORK" = 1 ]; then
+    wait "${ARCA_PID:-}" 2>/dev/null || true
+    rm -rf "$WORK"
+  elif [ "$rc" -ne 0 ]; then
+    echo "bench-pfs: failed; work directory kept: $WORK" >&2
+  fi
 }
 trap cleanup EXIT
 
