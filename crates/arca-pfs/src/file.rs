@@ -442,14 +442,7 @@ impl<S: Storage> ProtectedFile<S> {
                 continue;
             }
             self.make_room()?;
-            if rest > 0 && rest < NODE_SIZE && self.uncached_on_storage(d) && self.uncached_on_storage(d + 1)
-            {
-                // A small read across two nodes (a 4 KiB read at a 4 KiB offset always is one): both nodes
-                // with one storage read.
-                self.load_pair(d)?;
-            } else {
-                self.load_data(d)?;
-            }
+            self.load_data(d)?;
             let clock = self.tick();
             if let Some(node) = self.data.get_mut(&d) {
                 node.used = clock;
@@ -733,99 +726,27 @@ impl<S: Storage> ProtectedFile<S> {
     }
 
     /// Reads `out` from offset `at` of data node `d` on, across into node `d + 1` (both on storage, uncached,
-    /// children of the same MHT node): one storage read of both, decrypted and authenticated in the scratch
-    /// buffer, which is zeroized afterwards.
+    /// children of the same MHT node): both read and authenticated by [`read_direct`](Self::read_direct) in the
+    /// scratch buffer, which is zeroized afterwards.
     fn read_pair_direct(&mut self, d: u64, at: usize, out: &mut [u8]) -> Result<(), Error> {
-        if self.mht.len() >= self.cache_nodes * MHT_CACHE_FACTOR {
-            self.make_room()?;
-        }
-        let entries = [self.data_entry(d)?, self.data_entry(d + 1)?];
-        let physical = data_physical(d);
-        let name = self.name();
         let mut ct = std::mem::take(&mut self.ct_buf);
         ct.resize(2 * NODE_SIZE, 0);
-        let mut result = self
-            .st()
-            .read_at(physical * NODE_SIZE as u64, &mut ct)
-            .map_err(|e| {
-                Error::io(
-                    format!("reading data nodes {d} and {} (physical {physical})", d + 1),
-                    &name,
-                    e,
-                )
+        let result = self
+            .read_direct(d, &mut ct)
+            .and_then(|n| match ct[..n].get(at..at + out.len()) {
+                Some(plain) => {
+                    out.copy_from_slice(plain);
+                    Ok(())
+                }
+                None => Err(Error::CorruptMetadata {
+                    file: self.name(),
+                    reason: format!("a read of {} bytes at {at} does not fit two nodes", out.len()),
+                }),
             });
-        if result.is_ok() {
-            for (i, (node, entry)) in ct.chunks_exact_mut(NODE_SIZE).zip(&entries).enumerate() {
-                if !crypto::gcm_open(&Key::from_bytes(entry.key), node, &entry.tag) {
-                    result = Err(Error::NodeAuth {
-                        file: name.clone(),
-                        kind: NodeKind::Data,
-                        logical: d + i as u64,
-                        physical: physical + i as u64,
-                    });
-                    break;
-                }
-            }
-        }
-        if result.is_ok() {
-            match ct.get(at..at + out.len()) {
-                Some(plain) => out.copy_from_slice(plain),
-                None => {
-                    result = Err(Error::CorruptMetadata {
-                        file: name,
-                        reason: format!("a read of {} bytes at {at} does not fit two nodes", out.len()),
-                    })
-                }
-            }
-        }
         // The plaintext goes; the buffer keeps its length (no second zeroing at the next resize).
         ct.as_mut_slice().zeroize();
         self.ct_buf = ct;
         result
-    }
-
-    /// Loads data nodes `d` and `d + 1` (both on storage and uncached) into the cache; with one storage read
-    /// when they are physically adjacent (children of the same MHT node).
-    fn load_pair(&mut self, d: u64) -> Result<(), Error> {
-        if data_parent(d).0 != data_parent(d + 1).0 {
-            self.load_data(d)?;
-            return self.load_data(d + 1);
-        }
-        let entries = [self.data_entry(d)?, self.data_entry(d + 1)?];
-        let physical = data_physical(d);
-        let name = self.name();
-        let mut ct = std::mem::take(&mut self.ct_buf);
-        ct.resize(2 * NODE_SIZE, 0);
-        let read = self.st().read_at(physical * NODE_SIZE as u64, &mut ct);
-        if let Err(e) = read {
-            self.ct_buf = ct;
-            return Err(Error::io(
-                format!("reading data nodes {d} and {} (physical {physical})", d + 1),
-                &name,
-                e,
-            ));
-        }
-        let mut nodes = Vec::with_capacity(2);
-        for (i, (chunk, entry)) in ct.chunks_exact(NODE_SIZE).zip(&entries).enumerate() {
-            let mut node = Node::zero(self.clock + 1);
-            node.buf.copy_from_slice(chunk);
-            if !crypto::gcm_open(&Key::from_bytes(entry.key), &mut node.buf[..], &entry.tag) {
-                self.ct_buf = ct;
-                return Err(Error::NodeAuth {
-                    file: name,
-                    kind: NodeKind::Data,
-                    logical: d + i as u64,
-                    physical: physical + i as u64,
-                });
-            }
-            nodes.push(node);
-        }
-        self.ct_buf = ct;
-        for (i, mut node) in nodes.into_iter().enumerate() {
-            node.used = self.tick();
-            self.data.insert(d + i as u64, node);
-        }
-        Ok(())
     }
 
     fn data_entry(&mut self, d: u64) -> Result<Entry, Error> {

@@ -71,6 +71,29 @@ fn streamed_decryption_of_files_larger_than_its_buffer_matches_the_bytes_path() 
 }
 
 #[test]
+fn a_small_read_across_two_uncached_nodes_is_authenticated_in_both() {
+    // A 4 KiB read at a 4 KiB offset spans two data nodes (the random-read path: one storage read of both).
+    let plain = pattern(200_000);
+    let pf = encrypt_bytes(&plain, &key(), &path(), NodeKeys::Random).unwrap();
+    let offset = MD_DATA_SIZE + 10 * NODE_SIZE + 100;
+    let read = |bytes: Vec<u8>| {
+        let mut f = ProtectedFile::open(bytes, &key(), &path(), &Options::default()).unwrap();
+        let mut buf = vec![0u8; NODE_SIZE];
+        f.read_at(offset as u64, &mut buf).map(|n| buf[..n].to_vec())
+    };
+    assert!(read(pf.clone()).unwrap() == plain[offset..offset + NODE_SIZE]);
+    // Data nodes 10 and 11 sit at physical nodes 12 and 13 (after the metadata and the first MHT node).
+    for (logical, physical) in [(10u64, 12usize), (11, 13)] {
+        let mut bad = pf.clone();
+        bad[physical * NODE_SIZE + 50] ^= 1;
+        match read(bad).unwrap_err() {
+            arca_pfs::Error::NodeAuth { logical: l, .. } => assert_eq!(l, logical),
+            e => panic!("node {logical}: {e}"),
+        }
+    }
+}
+
+#[test]
 fn deterministic_mode_gives_equal_bytes_for_equal_inputs_only() {
     let a = encrypt_bytes(&pattern(200_000), &key(), &path(), NodeKeys::Deterministic).unwrap();
     let b = encrypt_bytes(&pattern(200_000), &key(), &path(), NodeKeys::Deterministic).unwrap();
