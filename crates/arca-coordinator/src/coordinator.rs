@@ -7,9 +7,9 @@
 //! generation or I/O. An activation reads an immutable [`Snapshot`] (an `Arc`), reserves a slot against
 //! `MaxActivations` under the mutex, does its slow work unlocked, and takes the mutex again only to record
 //! the activation. Durability is group-committed: a background thread seals the state once per batch of
-//! changes, appends their audit lines and writes the sealed state (the store's commit point); every caller is answered only after the
-//! batch holding its change is durable. If a commit ever fails, the coordinator stops answering (it cannot
-//! tell what is durable) and must be restarted from disk.
+//! changes, appends their audit lines and writes the sealed state (the store's commit point); every caller
+//! is answered only after the batch holding its change is durable. If a commit ever fails, the coordinator
+//! stops answering (it cannot tell what is durable) and must be restarted from disk.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
